@@ -1,0 +1,333 @@
+//! The applied state: the domain state machine, the idempotence window, the
+//! last applied log id and membership, and the latest snapshot in redb.
+
+use super::{io_error, SNAPSHOT};
+use crate::dedup::Dedup;
+use crate::state::{ApplyContext, ReplicatedState};
+use crate::types::{
+    Applied, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
+use redb::Database;
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+const CURRENT: &str = "current";
+
+/// What `apply` says for an entry that is not a client command, or for a
+/// command that no replica can decode (a bug in the proposer: every replica
+/// answers it the same way and nothing changes).
+pub(crate) const UNDECODABLE: &[u8] = b"\"undecodable command\"";
+
+/// The applied state shared between openraft (the only writer) and readers.
+#[derive(Debug)]
+pub(crate) struct Machine<S> {
+    pub(crate) state: S,
+    pub(crate) dedup: Dedup,
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) membership: StoredMembership,
+}
+
+impl<S: Default> Default for Machine<S> {
+    fn default() -> Self {
+        Self {
+            state: S::default(),
+            dedup: Dedup::default(),
+            last_applied: None,
+            membership: StoredMembership::default(),
+        }
+    }
+}
+
+/// The serialised form of a `Machine` inside a snapshot.
+#[derive(Serialize, Deserialize)]
+struct MachineImage {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    dedup: Dedup,
+    state: Vec<u8>,
+}
+
+/// A stored snapshot: its metadata and data.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// Read access to the applied domain state.
+#[derive(Debug)]
+pub struct MachineView<S> {
+    machine: Arc<RwLock<Machine<S>>>,
+}
+
+impl<S> Clone for MachineView<S> {
+    fn clone(&self) -> Self {
+        Self {
+            machine: self.machine.clone(),
+        }
+    }
+}
+
+impl<S> MachineView<S> {
+    /// Runs `f` on the current applied state. Keep `f` short: `apply` waits.
+    pub fn read<T>(&self, f: impl FnOnce(&S) -> T) -> T {
+        let guard = self.lock();
+        f(&guard.state)
+    }
+
+    /// The index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.lock().last_applied.map_or(0, |id| id.index)
+    }
+
+    fn lock(&self) -> RwLockReadGuard<'_, Machine<S>> {
+        // A poisoned lock means `apply` panicked on an invariant: the process
+        // must not go on serving a state that broke one.
+        self.machine
+            .read()
+            .unwrap_or_else(|_| panic!("state machine lock poisoned: an invariant failed in apply"))
+    }
+}
+
+/// openraft's state machine over a [`ReplicatedState`].
+#[derive(Debug)]
+pub struct StateMachineStore<S> {
+    db: Arc<Database>,
+    machine: Arc<RwLock<Machine<S>>>,
+    snapshot_counter: Arc<AtomicU64>,
+    snapshots_installed: Arc<AtomicU64>,
+}
+
+impl<S> Clone for StateMachineStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            machine: self.machine.clone(),
+            snapshot_counter: self.snapshot_counter.clone(),
+            snapshots_installed: self.snapshots_installed.clone(),
+        }
+    }
+}
+
+impl<S: ReplicatedState> StateMachineStore<S> {
+    /// Opens the state machine; restores it from the stored snapshot if any.
+    pub(crate) fn open(db: Arc<Database>) -> Result<Self, StorageError> {
+        let store = Self {
+            db,
+            machine: Arc::new(RwLock::new(Machine::default())),
+            snapshot_counter: Arc::new(AtomicU64::new(0)),
+            snapshots_installed: Arc::new(AtomicU64::new(0)),
+        };
+        if let Some(stored) = store.read_stored()? {
+            let machine = decode_image::<S>(&stored.data)?;
+            *store.write_lock() = machine;
+        }
+        Ok(store)
+    }
+
+    /// A read handle on the applied state.
+    pub fn view(&self) -> MachineView<S> {
+        MachineView {
+            machine: self.machine.clone(),
+        }
+    }
+
+    /// How many snapshots this node has installed from a leader since start.
+    pub fn snapshots_installed(&self) -> Arc<AtomicU64> {
+        self.snapshots_installed.clone()
+    }
+
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, Machine<S>> {
+        self.machine
+            .write()
+            .unwrap_or_else(|_| panic!("state machine lock poisoned: an invariant failed in apply"))
+    }
+
+    fn read_stored(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        let subject = ErrorSubject::Snapshot(None);
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
+        let table = txn
+            .open_table(SNAPSHOT)
+            .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
+        let Some(bytes) = table
+            .get(CURRENT)
+            .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?
+        else {
+            return Ok(None);
+        };
+        bincode::deserialize(bytes.value())
+            .map(Some)
+            .map_err(|e| io_error(subject, ErrorVerb::Read, e))
+    }
+
+    fn write_stored(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
+        let subject = ErrorSubject::Snapshot(Some(stored.meta.signature()));
+        let bytes = bincode::serialize(stored)
+            .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        {
+            let mut table = txn
+                .open_table(SNAPSHOT)
+                .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+            table
+                .insert(CURRENT, bytes.as_slice())
+                .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        }
+        txn.commit()
+            .map_err(|e| io_error(subject, ErrorVerb::Write, e))
+    }
+}
+
+fn decode_image<S: ReplicatedState>(data: &[u8]) -> Result<Machine<S>, StorageError> {
+    let subject = ErrorSubject::Snapshot(None);
+    let image: MachineImage =
+        bincode::deserialize(data).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
+    let state = S::restore(&image.state).map_err(|e| io_error(subject, ErrorVerb::Read, e))?;
+    Ok(Machine {
+        state,
+        dedup: image.dedup,
+        last_applied: image.last_applied,
+        membership: image.membership,
+    })
+}
+
+/// Applies one client command to `machine`, at most once per command id.
+fn apply_command<S: ReplicatedState>(
+    machine: &mut Machine<S>,
+    log_id: LogId,
+    envelope: crate::types::Envelope,
+) -> Applied {
+    if let Some(first) = machine.dedup.answer(&envelope.command_id) {
+        return Applied(first.to_vec());
+    }
+    let answer = match serde_json::from_slice::<S::Command>(&envelope.payload) {
+        Ok(command) => {
+            let context = ApplyContext {
+                log_index: log_id.index,
+                proposed_at_ms: envelope.proposed_at_ms,
+                command_id: envelope.command_id.clone(),
+            };
+            let response = machine.state.apply(command, &context);
+            // Responses are plain data; failing to encode one is a bug in the domain types.
+            serde_json::to_vec(&response)
+                .unwrap_or_else(|e| panic!("a domain response must always encode to JSON: {e}"))
+        }
+        Err(_) => UNDECODABLE.to_vec(),
+    };
+    machine.dedup.remember(envelope.command_id, answer.clone());
+    Applied(answer)
+}
+
+impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<S> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (meta, data) = {
+            let machine = self.view();
+            let guard = machine.lock();
+            let subject = ErrorSubject::Snapshot(None);
+            let state = guard
+                .state
+                .snapshot()
+                .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+            let image = MachineImage {
+                last_applied: guard.last_applied,
+                membership: guard.membership.clone(),
+                dedup: guard.dedup.clone(),
+                state,
+            };
+            let data =
+                bincode::serialize(&image).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
+            let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
+            let snapshot_id = match guard.last_applied {
+                Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
+                None => format!("none-{counter}"),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: guard.last_applied,
+                last_membership: guard.membership.clone(),
+                snapshot_id,
+            };
+            (meta, data)
+        };
+        self.write_stored(&StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        })?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let machine = self.view();
+        let guard = machine.lock();
+        Ok((guard.last_applied, guard.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut guard = self.write_lock();
+        let mut answers = Vec::new();
+        for entry in entries {
+            guard.last_applied = Some(entry.log_id);
+            let answer = match entry.payload {
+                EntryPayload::Blank => Applied::default(),
+                EntryPayload::Normal(envelope) => apply_command(&mut guard, entry.log_id, envelope),
+                EntryPayload::Membership(membership) => {
+                    guard.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    Applied::default()
+                }
+            };
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let machine = decode_image::<S>(&data)?;
+        self.write_stored(&StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        })?;
+        *self.write_lock() = machine;
+        self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.read_stored()?.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}
