@@ -1,0 +1,320 @@
+//! The ledger's commands (imperative) and outcomes.
+
+use crate::model::credentials::{PasswordHash, SipSecret};
+use crate::model::directory::{
+    BranchSpec, DeviceSpec, NamedSpec, NumberTarget, PauseTypeSpec, TenantSpec,
+};
+use crate::model::licence::{LicenceKind, LicenceRank};
+use crate::model::queue::QueueSpec;
+use crate::model::user::UserSpec;
+use crate::model::{
+    ApiTokenId, BranchId, DeviceId, GroupId, NumberId, OperatorId, PauseTypeId, QueueId, Refusal,
+    SkillId, TenantId, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+/// Who an API token acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TokenOwner {
+    /// A platform operator.
+    Operator {
+        /// The operator.
+        operator: OperatorId,
+    },
+    /// A tenant user.
+    User {
+        /// The tenant.
+        tenant: TenantId,
+        /// The user.
+        user: UserId,
+    },
+}
+
+/// A request to change the ledger. Secrets arrive hashed; plaintext never
+/// enters the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "command")]
+#[allow(missing_docs)]
+pub enum Command {
+    /// Set the cluster's token signing key, once.
+    Bootstrap {
+        signing_key_hex: String,
+    },
+    CreateOperator {
+        login: String,
+        password_phc: String,
+    },
+    CreateTenant {
+        spec: TenantSpec,
+        fingerprint_salt_hex: String,
+    },
+    RenameTenant {
+        tenant: TenantId,
+        name: String,
+    },
+    CreateBranch {
+        tenant: TenantId,
+        spec: BranchSpec,
+    },
+    UpdateBranch {
+        tenant: TenantId,
+        branch: BranchId,
+        spec: BranchSpec,
+    },
+    DeleteBranch {
+        tenant: TenantId,
+        branch: BranchId,
+    },
+    CreateUser {
+        tenant: TenantId,
+        spec: UserSpec,
+        password: Option<PasswordHash>,
+        pin_fingerprint: Option<String>,
+    },
+    UpdateUser {
+        tenant: TenantId,
+        user: UserId,
+        spec: UserSpec,
+    },
+    DeleteUser {
+        tenant: TenantId,
+        user: UserId,
+    },
+    SetUserPassword {
+        tenant: TenantId,
+        user: UserId,
+        password: PasswordHash,
+    },
+    SetUserPin {
+        tenant: TenantId,
+        user: UserId,
+        pin_fingerprint: String,
+    },
+    CreateDevice {
+        tenant: TenantId,
+        spec: DeviceSpec,
+        sip_secret: Option<SipSecret>,
+    },
+    /// `sip_secret: None` keeps the current secret.
+    UpdateDevice {
+        tenant: TenantId,
+        device: DeviceId,
+        spec: DeviceSpec,
+        sip_secret: Option<SipSecret>,
+    },
+    DeleteDevice {
+        tenant: TenantId,
+        device: DeviceId,
+    },
+    AddNumber {
+        tenant: TenantId,
+        e164: String,
+    },
+    DeleteNumber {
+        tenant: TenantId,
+        number: NumberId,
+    },
+    AssignNumber {
+        tenant: TenantId,
+        e164: String,
+        target: NumberTarget,
+    },
+    ReleaseNumber {
+        tenant: TenantId,
+        e164: String,
+    },
+    CreateSkill {
+        tenant: TenantId,
+        spec: NamedSpec,
+    },
+    UpdateSkill {
+        tenant: TenantId,
+        skill: SkillId,
+        spec: NamedSpec,
+    },
+    DeleteSkill {
+        tenant: TenantId,
+        skill: SkillId,
+    },
+    CreateGroup {
+        tenant: TenantId,
+        spec: NamedSpec,
+    },
+    UpdateGroup {
+        tenant: TenantId,
+        group: GroupId,
+        spec: NamedSpec,
+    },
+    DeleteGroup {
+        tenant: TenantId,
+        group: GroupId,
+    },
+    CreatePauseType {
+        tenant: TenantId,
+        spec: PauseTypeSpec,
+    },
+    UpdatePauseType {
+        tenant: TenantId,
+        pause_type: PauseTypeId,
+        spec: PauseTypeSpec,
+    },
+    DeletePauseType {
+        tenant: TenantId,
+        pause_type: PauseTypeId,
+    },
+    CreateQueue {
+        tenant: TenantId,
+        spec: QueueSpec,
+    },
+    UpdateQueue {
+        tenant: TenantId,
+        queue: QueueId,
+        spec: QueueSpec,
+    },
+    DeleteQueue {
+        tenant: TenantId,
+        queue: QueueId,
+    },
+    BuyLicences {
+        tenant: TenantId,
+        kind: LicenceKind,
+        count: u32,
+    },
+    WithdrawLicences {
+        tenant: TenantId,
+        kind: LicenceKind,
+        count: u32,
+    },
+    AssignLicence {
+        tenant: TenantId,
+        user: UserId,
+        kind: LicenceKind,
+    },
+    ReleaseLicence {
+        tenant: TenantId,
+        user: UserId,
+        kind: LicenceKind,
+    },
+    HandOverLicences {
+        tenant: TenantId,
+        from: UserId,
+        to: UserId,
+    },
+    SetLicenceRanks {
+        tenant: TenantId,
+        ranks: Vec<LicenceRank>,
+    },
+    BuyDevicePackages {
+        tenant: TenantId,
+        count: u32,
+    },
+    WithdrawDevicePackages {
+        tenant: TenantId,
+        count: u32,
+    },
+    CreateApiToken {
+        owner: TokenOwner,
+        name: String,
+        token_hash: String,
+    },
+    RevokeApiToken {
+        token: ApiTokenId,
+    },
+    Login {
+        tenant: TenantId,
+        user: UserId,
+        terminal: String,
+    },
+    Logout {
+        tenant: TenantId,
+        user: UserId,
+        terminal: String,
+    },
+    CheckIn {
+        tenant: TenantId,
+        user: UserId,
+        queue: QueueId,
+    },
+    CheckOut {
+        tenant: TenantId,
+        user: UserId,
+        queue: QueueId,
+    },
+    Pause {
+        tenant: TenantId,
+        user: UserId,
+        pause_type: PauseTypeId,
+    },
+    Unpause {
+        tenant: TenantId,
+        user: UserId,
+    },
+    BeginActivity {
+        tenant: TenantId,
+        user: UserId,
+        activity: String,
+    },
+    EndActivity {
+        tenant: TenantId,
+        user: UserId,
+        activity: String,
+    },
+    Enqueue {
+        tenant: TenantId,
+        queue: QueueId,
+        entry: String,
+        priority: Option<u32>,
+    },
+    ChangePriority {
+        tenant: TenantId,
+        entry: String,
+        priority: u32,
+    },
+    AssignEntry {
+        tenant: TenantId,
+        entry: String,
+        user: UserId,
+    },
+    AbandonEntry {
+        tenant: TenantId,
+        entry: String,
+    },
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// An object was created.
+    Created {
+        /// Its id.
+        id: u64,
+    },
+    /// Done, nothing to report.
+    Done,
+    /// A licence seat was assigned (L5: `used` differs from the need when substituted).
+    LicenceAssigned {
+        /// The kind serving the seat.
+        used: LicenceKind,
+        /// Whether a higher-ranked kind stands in.
+        substituted: bool,
+    },
+    /// Licences handed over (L4).
+    HandedOver {
+        /// Needs moved to the new user.
+        moved: Vec<LicenceKind>,
+        /// Needs the new user already had or does not need: back to the pool.
+        returned: Vec<LicenceKind>,
+    },
+    /// A session change; `deferred` when it waits for the end of the activity (A5).
+    Session {
+        /// Whether it takes effect after the current activity.
+        deferred: bool,
+    },
+}
+
+/// The answer to a command.
+pub type Response = Result<Outcome, Refusal>;

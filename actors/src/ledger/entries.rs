@@ -1,0 +1,240 @@
+//! Queue entries (Q3): callers waiting in queues, in priority-then-FIFO
+//! order; each entry is assigned to an agent at most once.
+//!
+//! Invariant: an entry is waiting in exactly one queue's order while its
+//! state is `Waiting`, and in none otherwise.
+
+use super::command::Outcome;
+use super::tenant::TenantState;
+use crate::model::refusal::{ensure, Checked};
+use crate::model::{QueueId, Refusal, RefusalCode, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The highest caller priority.
+pub const MAX_PRIORITY: u32 = 100;
+/// Finished entries remembered (so a late second assignment is refused).
+pub const FINISHED_KEPT: usize = 100_000;
+
+/// Where an entry is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum EntryState {
+    /// Waiting for an agent.
+    Waiting,
+    /// Given to an agent (once).
+    Assigned {
+        /// The agent.
+        user: UserId,
+    },
+    /// The caller left.
+    Abandoned,
+}
+
+/// A caller in a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueEntry {
+    /// Caller-supplied id (for example the call id).
+    pub entry: String,
+    /// The queue.
+    pub queue: QueueId,
+    /// Priority, higher first.
+    pub priority: u32,
+    /// Order of arrival in the tenant.
+    pub sequence: u64,
+    /// When it entered the queue.
+    pub enqueued_at_ms: u64,
+    /// State.
+    pub state: EntryState,
+}
+
+/// The order key: higher priority first, then earlier arrival.
+type WaitKey = (u32, u64, String);
+
+fn wait_key(entry: &QueueEntry) -> WaitKey {
+    (
+        MAX_PRIORITY - entry.priority,
+        entry.sequence,
+        entry.entry.clone(),
+    )
+}
+
+/// All entries of a tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntries {
+    next_sequence: u64,
+    entries: BTreeMap<String, QueueEntry>,
+    waiting: BTreeMap<QueueId, BTreeSet<WaitKey>>,
+    finished: VecDeque<String>,
+}
+
+impl QueueEntries {
+    /// Callers waiting in `queue`.
+    pub fn waiting_count(&self, queue: QueueId) -> usize {
+        self.waiting.get(&queue).map_or(0, BTreeSet::len)
+    }
+
+    /// Waiting entries of `queue` in service order.
+    pub fn waiting(&self, queue: QueueId) -> Vec<&QueueEntry> {
+        self.waiting
+            .get(&queue)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, _, id)| self.entries.get(id))
+            .collect()
+    }
+
+    /// An entry by id.
+    pub fn get(&self, entry: &str) -> Option<&QueueEntry> {
+        self.entries.get(entry)
+    }
+
+    fn finish(&mut self, entry: &str, state: EntryState) {
+        let Some(e) = self.entries.get_mut(entry) else {
+            return;
+        };
+        let key = wait_key(e);
+        if let Some(set) = self.waiting.get_mut(&e.queue) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.waiting.remove(&e.queue);
+            }
+        }
+        e.state = state;
+        self.finished.push_back(entry.to_string());
+        if self.finished.len() > FINISHED_KEPT {
+            if let Some(oldest) = self.finished.pop_front() {
+                self.entries.remove(&oldest);
+            }
+        }
+    }
+
+    /// Asserts the order index matches the entries.
+    pub fn check_invariants(&self) {
+        let indexed: usize = self.waiting.values().map(BTreeSet::len).sum();
+        let waiting = self
+            .entries
+            .values()
+            .filter(|e| e.state == EntryState::Waiting)
+            .count();
+        assert_eq!(
+            indexed, waiting,
+            "every waiting entry is indexed exactly once"
+        );
+        for (queue, keys) in &self.waiting {
+            for (_, _, id) in keys {
+                let e = &self.entries[id];
+                assert!(
+                    e.queue == *queue && e.state == EntryState::Waiting,
+                    "the index holds only waiting entries of its queue"
+                );
+            }
+        }
+        assert!(
+            self.finished.len() <= FINISHED_KEPT,
+            "finished entries are bounded"
+        );
+    }
+}
+
+impl TenantState {
+    pub(crate) fn enqueue(
+        &mut self,
+        queue: QueueId,
+        entry: String,
+        priority: Option<u32>,
+        now_ms: u64,
+    ) -> Checked<Outcome> {
+        let config = self
+            .queues
+            .get(&queue)
+            .ok_or_else(|| Refusal::not_found("queue"))?;
+        let priority = priority.unwrap_or(config.spec.default_priority);
+        ensure(
+            priority <= MAX_PRIORITY,
+            RefusalCode::PriorityInvalid,
+            || format!("a priority is 0 to {MAX_PRIORITY}"),
+        )?;
+        ensure(
+            !entry.is_empty() && entry.len() <= 128,
+            RefusalCode::NameRequired,
+            || "an entry id has 1 to 128 characters".into(),
+        )?;
+        ensure(
+            !self.entries.entries.contains_key(&entry),
+            RefusalCode::EntryNotUnique,
+            || format!("entry {entry:?} already exists"),
+        )?;
+        if let Some(max) = config.spec.max_length {
+            let waiting = self.entries.waiting_count(queue);
+            ensure(waiting < max as usize, RefusalCode::QueueFull, || {
+                format!("the queue holds at most {max} callers")
+            })?;
+        }
+        self.entries.next_sequence += 1;
+        let record = QueueEntry {
+            entry: entry.clone(),
+            queue,
+            priority,
+            sequence: self.entries.next_sequence,
+            enqueued_at_ms: now_ms,
+            state: EntryState::Waiting,
+        };
+        self.entries
+            .waiting
+            .entry(queue)
+            .or_default()
+            .insert(wait_key(&record));
+        self.entries.entries.insert(entry, record);
+        Ok(Outcome::Done)
+    }
+
+    fn waiting_entry(&self, entry: &str) -> Checked<&QueueEntry> {
+        let e = self
+            .entries
+            .entries
+            .get(entry)
+            .ok_or_else(|| Refusal::not_found("queue entry"))?;
+        match e.state {
+            EntryState::Waiting => Ok(e),
+            EntryState::Assigned { .. } => Err(Refusal::new(
+                RefusalCode::EntryAlreadyAssigned,
+                "the entry was already assigned",
+            )),
+            EntryState::Abandoned => Err(Refusal::new(
+                RefusalCode::EntryNotWaiting,
+                "the caller has left the queue",
+            )),
+        }
+    }
+
+    pub(crate) fn change_priority(&mut self, entry: &str, priority: u32) -> Checked<Outcome> {
+        ensure(
+            priority <= MAX_PRIORITY,
+            RefusalCode::PriorityInvalid,
+            || format!("a priority is 0 to {MAX_PRIORITY}"),
+        )?;
+        let old = self.waiting_entry(entry)?.clone();
+        let set = self.entries.waiting.entry(old.queue).or_default();
+        set.remove(&wait_key(&old));
+        let updated = QueueEntry { priority, ..old };
+        set.insert(wait_key(&updated));
+        self.entries.entries.insert(entry.to_string(), updated);
+        Ok(Outcome::Done)
+    }
+
+    pub(crate) fn assign_entry(&mut self, entry: &str, user: UserId) -> Checked<Outcome> {
+        self.user(user)?;
+        self.waiting_entry(entry)?;
+        self.entries.finish(entry, EntryState::Assigned { user });
+        Ok(Outcome::Done)
+    }
+
+    pub(crate) fn abandon_entry(&mut self, entry: &str) -> Checked<Outcome> {
+        self.waiting_entry(entry)?;
+        self.entries.finish(entry, EntryState::Abandoned);
+        Ok(Outcome::Done)
+    }
+}

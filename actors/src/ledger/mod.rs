@@ -1,0 +1,325 @@
+//! The replicated ledger: the directory, the licence ledger, agent sessions
+//! and queue entries of every tenant, plus the cluster's operators, token
+//! signing key and API tokens. It is the `ReplicatedState` that consensus
+//! replicates; `apply` is deterministic and reads time only from the
+//! `ApplyContext`.
+//!
+//! Invariants (checked by `check_invariants`, asserted after licence
+//! commands): seats in use never exceed the pool of any kind (L6); devices
+//! that count never exceed packages x 10 (L1); a queue entry is waiting in at
+//! most one place and is assigned at most once (Q3); every id names one object.
+
+mod command;
+mod directory;
+mod entries;
+mod licences;
+mod queries;
+mod sessions;
+mod tenant;
+
+pub use command::{Command, Outcome, Response, TokenOwner};
+pub use entries::{EntryState, QueueEntry};
+pub use licences::Licences;
+pub use sessions::{AfterActivity, AgentSession};
+pub use tenant::TenantState;
+
+use crate::model::directory::Tenant;
+use crate::model::refusal::{ensure, Checked};
+use crate::model::{ApiTokenId, OperatorId, Refusal, RefusalCode, TenantId};
+use carillon_consensus::{ApplyContext, ReplicatedState, SnapshotError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A platform operator account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// Id.
+    pub id: OperatorId,
+    /// Login, unique among operators.
+    pub login: String,
+    /// argon2id PHC string.
+    pub password_phc: String,
+}
+
+/// An API token for automation (stored as a hash of its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Id.
+    pub id: ApiTokenId,
+    /// Who it acts for.
+    pub owner: TokenOwner,
+    /// Display name.
+    pub name: String,
+    /// SHA-256 of the secret, hex.
+    pub token_hash: String,
+    /// When it was created.
+    pub created_at_ms: u64,
+    /// Revoked tokens authenticate nobody.
+    pub revoked: bool,
+}
+
+/// The whole replicated state.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    next_id: u64,
+    signing_key_hex: Option<String>,
+    operators: BTreeMap<OperatorId, Operator>,
+    api_tokens: BTreeMap<ApiTokenId, ApiToken>,
+    tenants: BTreeMap<TenantId, TenantState>,
+}
+
+impl Ledger {
+    fn allocate_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn tenant_mut(&mut self, tenant: TenantId) -> Checked<&mut TenantState> {
+        self.tenants
+            .get_mut(&tenant)
+            .ok_or_else(|| Refusal::not_found("tenant"))
+    }
+
+    /// Applies one command at `now_ms` (the proposer's time).
+    pub fn execute(&mut self, command: Command, now_ms: u64) -> Response {
+        let outcome = self.dispatch(command, now_ms);
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        outcome
+    }
+
+    fn dispatch(&mut self, command: Command, now_ms: u64) -> Response {
+        use Command as C;
+        match command {
+            C::Bootstrap { signing_key_hex } => {
+                ensure(
+                    self.signing_key_hex.is_none(),
+                    RefusalCode::AlreadyBootstrapped,
+                    || "the cluster is already bootstrapped".into(),
+                )?;
+                ensure(
+                    signing_key_hex.len() >= 64,
+                    RefusalCode::CountInvalid,
+                    || "a signing key has at least 32 bytes".into(),
+                )?;
+                self.signing_key_hex = Some(signing_key_hex);
+                Ok(Outcome::Done)
+            }
+            C::CreateOperator {
+                login,
+                password_phc,
+            } => {
+                ensure(
+                    !self.operators.values().any(|o| o.login == login),
+                    RefusalCode::LoginNotUnique,
+                    || format!("operator login {login:?} is taken"),
+                )?;
+                let id = OperatorId(self.allocate_id());
+                self.operators.insert(
+                    id,
+                    Operator {
+                        id,
+                        login,
+                        password_phc,
+                    },
+                );
+                Ok(Outcome::Created { id: id.0 })
+            }
+            C::CreateTenant {
+                spec,
+                fingerprint_salt_hex,
+            } => {
+                spec.validate()?;
+                ensure(
+                    !self
+                        .tenants
+                        .values()
+                        .any(|t| t.tenant.sip_domain == spec.sip_domain),
+                    RefusalCode::SipDomainNotUnique,
+                    || format!("SIP domain {:?} belongs to another tenant", spec.sip_domain),
+                )?;
+                let id = TenantId(self.allocate_id());
+                let tenant = Tenant {
+                    id,
+                    name: spec.name,
+                    sip_domain: spec.sip_domain,
+                    fingerprint_salt_hex,
+                };
+                self.tenants.insert(id, TenantState::new(tenant));
+                Ok(Outcome::Created { id: id.0 })
+            }
+            C::RenameTenant { tenant, name } => {
+                ensure(
+                    !name.trim().is_empty() && name.len() <= 200,
+                    RefusalCode::NameRequired,
+                    || "a name has 1 to 200 characters".into(),
+                )?;
+                self.tenant_mut(tenant)?.tenant.name = name;
+                Ok(Outcome::Done)
+            }
+            C::AddNumber { tenant, e164 } => {
+                ensure(
+                    crate::model::directory::valid_e164(&e164),
+                    RefusalCode::PhoneNumberInvalid,
+                    || format!("{e164:?} is not an E.164 number (+ and 6 to 15 digits)"),
+                )?;
+                ensure(
+                    !self
+                        .tenants
+                        .values()
+                        .any(|t| t.numbers.values().any(|n| n.e164 == e164)),
+                    RefusalCode::NumberNotUnique,
+                    || format!("{e164} is already owned by a tenant"),
+                )?;
+                let id = self.allocate_id();
+                self.tenant_mut(tenant)?.add_number(id, e164)
+            }
+            C::CreateApiToken {
+                owner,
+                name,
+                token_hash,
+            } => {
+                ensure(
+                    !name.trim().is_empty() && name.len() <= 100,
+                    RefusalCode::TokenNameInvalid,
+                    || "a token name has 1 to 100 characters".into(),
+                )?;
+                match owner {
+                    TokenOwner::Operator { operator } => ensure(
+                        self.operators.contains_key(&operator),
+                        RefusalCode::NotFound,
+                        || "no such operator".into(),
+                    )?,
+                    TokenOwner::User { tenant, user } => {
+                        self.tenant_mut(tenant)?.user(user)?;
+                    }
+                }
+                let id = ApiTokenId(self.allocate_id());
+                self.api_tokens.insert(
+                    id,
+                    ApiToken {
+                        id,
+                        owner,
+                        name,
+                        token_hash,
+                        created_at_ms: now_ms,
+                        revoked: false,
+                    },
+                );
+                Ok(Outcome::Created { id: id.0 })
+            }
+            C::RevokeApiToken { token } => {
+                let token = self
+                    .api_tokens
+                    .get_mut(&token)
+                    .ok_or_else(|| Refusal::not_found("API token"))?;
+                token.revoked = true;
+                Ok(Outcome::Done)
+            }
+            other => {
+                let tenant = other.tenant().unwrap_or_else(|| {
+                    unreachable!("every remaining command is tenant-scoped: {other:?}")
+                });
+                let id = self.next_id + 1;
+                let state = self.tenant_mut(tenant)?;
+                let (outcome, used_id) = state.apply(other, id, now_ms)?;
+                if used_id {
+                    self.next_id = id;
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Asserts every invariant of every tenant (STYLE: kept on in tests and
+    /// simulation; cheap enough to run after each command in debug builds).
+    pub fn check_invariants(&self) {
+        for state in self.tenants.values() {
+            state.check_invariants();
+            assert!(
+                state.max_id() <= self.next_id,
+                "every id was allocated by the ledger's counter"
+            );
+        }
+    }
+}
+
+impl Command {
+    /// The tenant a tenant-scoped command acts in.
+    pub fn tenant(&self) -> Option<TenantId> {
+        use Command as C;
+        match self {
+            C::Bootstrap { .. } | C::CreateOperator { .. } | C::CreateTenant { .. } => None,
+            C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
+            C::RenameTenant { tenant, .. }
+            | C::CreateBranch { tenant, .. }
+            | C::UpdateBranch { tenant, .. }
+            | C::DeleteBranch { tenant, .. }
+            | C::CreateUser { tenant, .. }
+            | C::UpdateUser { tenant, .. }
+            | C::DeleteUser { tenant, .. }
+            | C::SetUserPassword { tenant, .. }
+            | C::SetUserPin { tenant, .. }
+            | C::CreateDevice { tenant, .. }
+            | C::UpdateDevice { tenant, .. }
+            | C::DeleteDevice { tenant, .. }
+            | C::AddNumber { tenant, .. }
+            | C::DeleteNumber { tenant, .. }
+            | C::AssignNumber { tenant, .. }
+            | C::ReleaseNumber { tenant, .. }
+            | C::CreateSkill { tenant, .. }
+            | C::UpdateSkill { tenant, .. }
+            | C::DeleteSkill { tenant, .. }
+            | C::CreateGroup { tenant, .. }
+            | C::UpdateGroup { tenant, .. }
+            | C::DeleteGroup { tenant, .. }
+            | C::CreatePauseType { tenant, .. }
+            | C::UpdatePauseType { tenant, .. }
+            | C::DeletePauseType { tenant, .. }
+            | C::CreateQueue { tenant, .. }
+            | C::UpdateQueue { tenant, .. }
+            | C::DeleteQueue { tenant, .. }
+            | C::BuyLicences { tenant, .. }
+            | C::WithdrawLicences { tenant, .. }
+            | C::AssignLicence { tenant, .. }
+            | C::ReleaseLicence { tenant, .. }
+            | C::HandOverLicences { tenant, .. }
+            | C::SetLicenceRanks { tenant, .. }
+            | C::BuyDevicePackages { tenant, .. }
+            | C::WithdrawDevicePackages { tenant, .. }
+            | C::Login { tenant, .. }
+            | C::Logout { tenant, .. }
+            | C::CheckIn { tenant, .. }
+            | C::CheckOut { tenant, .. }
+            | C::Pause { tenant, .. }
+            | C::Unpause { tenant, .. }
+            | C::BeginActivity { tenant, .. }
+            | C::EndActivity { tenant, .. }
+            | C::Enqueue { tenant, .. }
+            | C::ChangePriority { tenant, .. }
+            | C::AssignEntry { tenant, .. }
+            | C::AbandonEntry { tenant, .. } => Some(*tenant),
+        }
+    }
+}
+
+impl ReplicatedState for Ledger {
+    type Command = Command;
+    type Response = Response;
+
+    fn apply(&mut self, command: Command, context: &ApplyContext) -> Response {
+        self.execute(command, context.proposed_at_ms)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
+        serde_json::to_vec(self).map_err(|e| SnapshotError(e.to_string()))
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let ledger: Self =
+            serde_json::from_slice(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        ledger.check_invariants();
+        Ok(ledger)
+    }
+}

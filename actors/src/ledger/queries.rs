@@ -1,0 +1,139 @@
+//! Read access to the ledger for the API. Every tenant-scoped query takes
+//! the tenant: an object of another tenant is simply not found.
+
+use super::entries::QueueEntry;
+use super::sessions::AgentSession;
+use super::tenant::TenantState;
+use super::{ApiToken, Ledger, Operator};
+use crate::model::directory::{Branch, Device, Named, Number, PauseType, Tenant};
+use crate::model::licence::LicenceReport;
+use crate::model::queue::Queue;
+use crate::model::user::User;
+use crate::model::{OperatorId, QueueId, TenantId, UserId};
+
+impl Ledger {
+    /// The token signing key, once bootstrapped.
+    pub fn signing_key_hex(&self) -> Option<&str> {
+        self.signing_key_hex.as_deref()
+    }
+
+    /// An operator by login.
+    pub fn operator_by_login(&self, login: &str) -> Option<&Operator> {
+        self.operators.values().find(|o| o.login == login)
+    }
+
+    /// An operator by id.
+    pub fn operator(&self, id: OperatorId) -> Option<&Operator> {
+        self.operators.get(&id)
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.tenants.values().map(|t| &t.tenant)
+    }
+
+    /// One tenant's state.
+    pub fn tenant(&self, id: TenantId) -> Option<&TenantState> {
+        self.tenants.get(&id)
+    }
+
+    /// Users with this login, in any tenant (logins are unique per tenant).
+    pub fn users_by_login<'a>(
+        &'a self,
+        login: &'a str,
+    ) -> impl Iterator<Item = (&'a Tenant, &'a User)> + 'a {
+        self.tenants.values().filter_map(move |t| {
+            t.users
+                .values()
+                .find(|u| u.spec.login.eq_ignore_ascii_case(login))
+                .map(|u| (&t.tenant, u))
+        })
+    }
+
+    /// An API token by the hash of its secret.
+    pub fn api_token_by_hash(&self, hash: &str) -> Option<&ApiToken> {
+        self.api_tokens.values().find(|t| t.token_hash == hash)
+    }
+
+    /// API tokens owned by `owner`.
+    pub fn api_tokens_of(&self, owner: super::TokenOwner) -> impl Iterator<Item = &ApiToken> {
+        self.api_tokens.values().filter(move |t| t.owner == owner)
+    }
+}
+
+impl TenantState {
+    /// The tenant record.
+    pub fn info(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// A user by id.
+    pub fn find_user(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    /// Every user.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// Every branch.
+    pub fn branches(&self) -> impl Iterator<Item = &Branch> {
+        self.branches.values()
+    }
+
+    /// Every device.
+    pub fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
+    }
+
+    /// Every number.
+    pub fn numbers(&self) -> impl Iterator<Item = &Number> {
+        self.numbers.values()
+    }
+
+    /// Every queue.
+    pub fn queues(&self) -> impl Iterator<Item = &Queue> {
+        self.queues.values()
+    }
+
+    /// Every skill.
+    pub fn skills(&self) -> impl Iterator<Item = &Named> {
+        self.skills.values()
+    }
+
+    /// Every group.
+    pub fn groups(&self) -> impl Iterator<Item = &Named> {
+        self.groups.values()
+    }
+
+    /// Every pause type.
+    pub fn pause_types(&self) -> impl Iterator<Item = &PauseType> {
+        self.pause_types.values()
+    }
+
+    /// Every agent session.
+    pub fn sessions(&self) -> impl Iterator<Item = &AgentSession> {
+        self.sessions.values()
+    }
+
+    /// One agent's session.
+    pub fn session(&self, user: UserId) -> Option<&AgentSession> {
+        self.sessions.get(&user)
+    }
+
+    /// Callers waiting in `queue`, in service order.
+    pub fn waiting(&self, queue: QueueId) -> Vec<&QueueEntry> {
+        self.entries.waiting(queue)
+    }
+
+    /// An entry by id.
+    pub fn entry(&self, entry: &str) -> Option<&QueueEntry> {
+        self.entries.get(entry)
+    }
+
+    /// The licence report at `now_ms`.
+    pub fn licence_report(&self, now_ms: u64) -> LicenceReport {
+        self.licences.report(now_ms, self.counted_devices())
+    }
+}

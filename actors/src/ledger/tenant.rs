@@ -1,0 +1,194 @@
+//! One tenant's part of the ledger and the dispatch of tenant-scoped commands.
+
+use super::command::{Command, Outcome};
+use super::entries::QueueEntries;
+use super::licences::Licences;
+use super::sessions::AgentSession;
+use crate::model::directory::{Branch, Device, Named, Number, PauseType, Tenant};
+use crate::model::queue::Queue;
+use crate::model::refusal::Checked;
+use crate::model::user::User;
+use crate::model::{
+    BranchId, DeviceId, GroupId, NumberId, PauseTypeId, QueueId, Refusal, SkillId, UserId,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything one tenant owns. Nothing here refers to another tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    pub(crate) tenant: Tenant,
+    pub(crate) branches: BTreeMap<BranchId, Branch>,
+    pub(crate) users: BTreeMap<UserId, User>,
+    pub(crate) devices: BTreeMap<DeviceId, Device>,
+    pub(crate) numbers: BTreeMap<NumberId, Number>,
+    pub(crate) queues: BTreeMap<QueueId, Queue>,
+    pub(crate) skills: BTreeMap<SkillId, Named>,
+    pub(crate) groups: BTreeMap<GroupId, Named>,
+    pub(crate) pause_types: BTreeMap<PauseTypeId, PauseType>,
+    pub(crate) licences: Licences,
+    pub(crate) sessions: BTreeMap<UserId, AgentSession>,
+    pub(crate) entries: QueueEntries,
+}
+
+impl TenantState {
+    pub(crate) fn new(tenant: Tenant) -> Self {
+        Self {
+            tenant,
+            branches: BTreeMap::new(),
+            users: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            skills: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            pause_types: BTreeMap::new(),
+            licences: Licences::default(),
+            sessions: BTreeMap::new(),
+            entries: QueueEntries::default(),
+        }
+    }
+
+    pub(crate) fn user(&self, id: UserId) -> Checked<&User> {
+        self.users
+            .get(&id)
+            .ok_or_else(|| Refusal::not_found("user"))
+    }
+
+    /// Applies a tenant-scoped command. `next_id` is the id a created object
+    /// gets; the flag says whether it was used.
+    pub(crate) fn apply(
+        &mut self,
+        command: Command,
+        next_id: u64,
+        now_ms: u64,
+    ) -> Checked<(Outcome, bool)> {
+        use Command as C;
+        let created = |outcome: Checked<Outcome>| outcome.map(|o| (o, true));
+        let done = |outcome: Checked<Outcome>| outcome.map(|o| (o, false));
+        match command {
+            C::CreateBranch { spec, .. } => created(self.create_branch(BranchId(next_id), spec)),
+            C::UpdateBranch { branch, spec, .. } => done(self.update_branch(branch, spec)),
+            C::DeleteBranch { branch, .. } => done(self.delete_branch(branch)),
+            C::CreateUser {
+                spec,
+                password,
+                pin_fingerprint,
+                ..
+            } => created(self.create_user(UserId(next_id), spec, password, pin_fingerprint)),
+            C::UpdateUser { user, spec, .. } => done(self.update_user(user, spec)),
+            C::DeleteUser { user, .. } => done(self.delete_user(user)),
+            C::SetUserPassword { user, password, .. } => done(self.set_password(user, password)),
+            C::SetUserPin {
+                user,
+                pin_fingerprint,
+                ..
+            } => done(self.set_pin(user, pin_fingerprint)),
+            C::CreateDevice {
+                spec, sip_secret, ..
+            } => created(self.create_device(DeviceId(next_id), spec, sip_secret)),
+            C::UpdateDevice {
+                device,
+                spec,
+                sip_secret,
+                ..
+            } => done(self.update_device(device, spec, sip_secret)),
+            C::DeleteDevice { device, .. } => done(self.delete_device(device)),
+            C::DeleteNumber { number, .. } => done(self.delete_number(number)),
+            C::AssignNumber { e164, target, .. } => done(self.assign_number(&e164, target)),
+            C::ReleaseNumber { e164, .. } => done(self.release_number(&e164)),
+            C::CreateSkill { spec, .. } => created(self.create_skill(SkillId(next_id), spec)),
+            C::UpdateSkill { skill, spec, .. } => done(self.update_skill(skill, spec)),
+            C::DeleteSkill { skill, .. } => done(self.delete_skill(skill)),
+            C::CreateGroup { spec, .. } => created(self.create_group(GroupId(next_id), spec)),
+            C::UpdateGroup { group, spec, .. } => done(self.update_group(group, spec)),
+            C::DeleteGroup { group, .. } => done(self.delete_group(group)),
+            C::CreatePauseType { spec, .. } => {
+                created(self.create_pause_type(PauseTypeId(next_id), spec))
+            }
+            C::UpdatePauseType {
+                pause_type, spec, ..
+            } => done(self.update_pause_type(pause_type, spec)),
+            C::DeletePauseType { pause_type, .. } => done(self.delete_pause_type(pause_type)),
+            C::CreateQueue { spec, .. } => created(self.create_queue(QueueId(next_id), spec)),
+            C::UpdateQueue { queue, spec, .. } => done(self.update_queue(queue, spec)),
+            C::DeleteQueue { queue, .. } => done(self.delete_queue(queue)),
+            C::BuyLicences { kind, count, .. } => done(self.buy_licences(kind, count, now_ms)),
+            C::WithdrawLicences { kind, count, .. } => {
+                done(self.withdraw_licences(kind, count, now_ms))
+            }
+            C::AssignLicence { user, kind, .. } => done(self.assign_licence(user, kind)),
+            C::ReleaseLicence { user, kind, .. } => done(self.release_licence(user, kind)),
+            C::HandOverLicences { from, to, .. } => done(self.hand_over(from, to)),
+            C::SetLicenceRanks { ranks, .. } => done(self.set_ranks(ranks)),
+            C::BuyDevicePackages { count, .. } => done(self.buy_packages(count)),
+            C::WithdrawDevicePackages { count, .. } => done(self.withdraw_packages(count)),
+            C::Login { user, terminal, .. } => done(self.login(user, terminal, now_ms)),
+            C::Logout { user, terminal, .. } => done(self.logout(user, &terminal, now_ms)),
+            C::CheckIn { user, queue, .. } => done(self.check_in(user, queue)),
+            C::CheckOut { user, queue, .. } => done(self.check_out(user, queue)),
+            C::Pause {
+                user, pause_type, ..
+            } => done(self.pause(user, pause_type, now_ms)),
+            C::Unpause { user, .. } => done(self.unpause(user)),
+            C::BeginActivity { user, activity, .. } => done(self.begin_activity(user, activity)),
+            C::EndActivity { user, activity, .. } => {
+                done(self.end_activity(user, &activity, now_ms))
+            }
+            C::Enqueue {
+                queue,
+                entry,
+                priority,
+                ..
+            } => done(self.enqueue(queue, entry, priority, now_ms)),
+            C::ChangePriority {
+                entry, priority, ..
+            } => done(self.change_priority(&entry, priority)),
+            C::AssignEntry { entry, user, .. } => done(self.assign_entry(&entry, user)),
+            C::AbandonEntry { entry, .. } => done(self.abandon_entry(&entry)),
+            other => unreachable!("handled by the ledger, not a tenant: {other:?}"),
+        }
+    }
+
+    /// The largest id any object of this tenant carries.
+    pub(crate) fn max_id(&self) -> u64 {
+        let ids = [
+            self.tenant.id.0,
+            self.branches.keys().last().map_or(0, |i| i.0),
+            self.users.keys().last().map_or(0, |i| i.0),
+            self.devices.keys().last().map_or(0, |i| i.0),
+            self.numbers.keys().last().map_or(0, |i| i.0),
+            self.queues.keys().last().map_or(0, |i| i.0),
+            self.skills.keys().last().map_or(0, |i| i.0),
+            self.groups.keys().last().map_or(0, |i| i.0),
+            self.pause_types.keys().last().map_or(0, |i| i.0),
+        ];
+        ids.into_iter().max().unwrap_or(0)
+    }
+
+    /// Asserts this tenant's invariants.
+    pub(crate) fn check_invariants(&self) {
+        self.licences.check_invariants(self.counted_devices());
+        self.entries.check_invariants();
+        for (user, session) in &self.sessions {
+            assert!(
+                self.users.contains_key(user),
+                "a session belongs to an existing user"
+            );
+            assert!(
+                !session.terminals.is_empty() || !session.activities.is_empty(),
+                "a session without terminals lives only until its activity ends"
+            );
+        }
+        for (user, needs) in self.licences.assignments() {
+            assert!(
+                self.users.contains_key(user),
+                "a seat belongs to an existing user"
+            );
+            assert!(
+                !needs.is_empty(),
+                "a user without seats has no assignment entry"
+            );
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! carillon-actors: the contact-centre domain.
+//!
+//! `model` holds the data and the validation rules (V1-V6) as pure
+//! functions; `ledger` is the replicated state machine (directory, licence
+//! ledger, agent sessions, queue entries) that consensus replicates.
+//!
+//! Invariants: nothing here reads a clock, draws randomness or does I/O; a
+//! refusal is a value with a stable code naming its rule, never a panic; an
+//! object belongs to exactly one tenant and no query or command crosses
+//! tenants; plaintext secrets never enter the ledger.
+
+pub mod ledger;
+pub mod model;

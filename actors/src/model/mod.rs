@@ -1,0 +1,12 @@
+//! The domain model: pure data and the validation rules V1-V6.
+
+pub mod credentials;
+pub mod directory;
+pub mod ids;
+pub mod licence;
+pub mod queue;
+pub mod refusal;
+pub mod user;
+
+pub use ids::*;
+pub use refusal::{Checked, Refusal, RefusalCode, RefusalKind};
