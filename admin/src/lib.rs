@@ -1,0 +1,120 @@
+//! carillon-admin: the admin HTTP API under `/api/v1`, with bearer
+//! authentication, role-based access, problem+json errors, Prometheus
+//! metrics and its own OpenAPI document.
+//!
+//! Invariants: every error is `application/problem+json` with a stable
+//! `code`; a refused or malformed request changes nothing; an object of
+//! another tenant is 404; passwords, PINs and SIP passwords are hashed before
+//! they leave the handler and are never returned or logged; domain rules
+//! live in `carillon-actors`, not here.
+
+pub mod access;
+pub mod extract;
+pub mod http_metrics;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod state;
+pub mod token;
+pub mod write;
+
+use crate::http_metrics::HttpMetrics;
+use crate::problem::Problem;
+use crate::state::AppState;
+use axum::Router;
+use carillon_actors::ledger::{Command, Ledger};
+use carillon_actors::model::credentials::hash_operator_password;
+use carillon_actors::model::RefusalCode;
+use carillon_consensus::{Clock, CommandId, Consensus};
+use std::sync::Arc;
+
+/// Why the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Metrics registration failed (a duplicate name).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// The admin API of one node.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    state: AppState,
+}
+
+impl Admin {
+    /// An admin API over `consensus`, exposing `registry` on `/metrics`.
+    pub fn new(
+        consensus: Consensus<Ledger>,
+        clock: Arc<dyn Clock>,
+        registry: prometheus::Registry,
+    ) -> Result<Self, AdminError> {
+        let http_metrics = Arc::new(HttpMetrics::register(&registry)?);
+        Ok(Self {
+            state: AppState {
+                consensus,
+                clock,
+                registry,
+                http_metrics,
+            },
+        })
+    }
+
+    /// The HTTP router.
+    pub fn router(&self) -> Router {
+        openapi::router(self.state.clone())
+    }
+
+    /// Makes sure the cluster has a token signing key and the operator
+    /// account exists. Idempotent; safe on every bootstrapping node.
+    pub async fn bootstrap(
+        &self,
+        operator_login: &str,
+        operator_password: &str,
+    ) -> Result<(), Problem> {
+        let app = &self.state;
+        let key = write::hex(&write::random_bytes::<32>());
+        match app
+            .execute_as(
+                CommandId("cluster-bootstrap".into()),
+                Command::Bootstrap {
+                    signing_key_hex: key,
+                },
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(p) if p.code == "ALREADY_BOOTSTRAPPED" => {}
+            Err(p) => return Err(p),
+        }
+        if app
+            .consensus
+            .read(|l| l.operator_by_login(operator_login).is_some())
+            .await?
+        {
+            return Ok(());
+        }
+        let salt = write::random_bytes::<16>();
+        let password = operator_password.to_string();
+        let phc = tokio::task::spawn_blocking(move || hash_operator_password(&password, &salt))
+            .await
+            .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let command = Command::CreateOperator {
+            login: operator_login.to_string(),
+            password_phc: phc,
+        };
+        match app
+            .execute_as(CommandId(format!("operator:{operator_login}")), command)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(p)
+                if p.code
+                    == carillon_actors::model::refusal::code_text(RefusalCode::LoginNotUnique) =>
+            {
+                Ok(())
+            }
+            Err(p) => Err(p),
+        }
+    }
+}

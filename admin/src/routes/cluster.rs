@@ -1,0 +1,185 @@
+//! `/api/v1/cluster`: the cluster as this node sees it, and membership changes.
+
+use crate::access::Caller;
+use crate::extract::{Body, Id};
+use crate::problem::Problem;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use carillon_consensus::{ClusterStatus, MemberRole, NodeAddr};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use utoipa::ToSchema;
+
+/// One member of the cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    /// Raft node id.
+    pub id: u64,
+    /// Node-to-node address.
+    pub raft_addr: String,
+    /// Admin API address.
+    pub admin_addr: String,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// Whether this member is the leader.
+    pub leader: bool,
+    /// Highest log index known replicated to it (leader's view).
+    pub matched_index: Option<u64>,
+    /// Milliseconds since it last answered the leader.
+    pub last_answer_ms_ago: Option<u64>,
+    /// It answers and is not far behind.
+    pub healthy: bool,
+}
+
+/// The cluster as the answering node sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cluster {
+    /// The node that answered.
+    pub node_id: u64,
+    /// The leader, if one is known.
+    pub leader: Option<u64>,
+    /// Current Raft term.
+    pub term: u64,
+    /// Highest committed log index known to the answering node.
+    pub commit_index: u64,
+    /// Highest log index applied on the answering node.
+    pub applied_index: u64,
+    /// Highest log index in the answering node's log.
+    pub last_log_index: u64,
+    /// Index covered by the answering node's latest snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Snapshots the answering node installed from a leader since it started.
+    pub snapshots_installed: u64,
+    /// Every member.
+    pub members: Vec<Member>,
+}
+
+impl From<ClusterStatus> for Cluster {
+    fn from(s: ClusterStatus) -> Self {
+        let members = s
+            .members
+            .into_iter()
+            .map(|m| Member {
+                leader: Some(m.id) == s.leader,
+                id: m.id,
+                raft_addr: m.raft_addr,
+                admin_addr: m.admin_addr,
+                role: match m.role {
+                    MemberRole::Voter => "voter".into(),
+                    MemberRole::Learner => "learner".into(),
+                },
+                matched_index: m.matched_index,
+                last_answer_ms_ago: m.last_answer_ms_ago,
+                healthy: m.healthy,
+            })
+            .collect();
+        Self {
+            node_id: s.node_id,
+            leader: s.leader,
+            term: s.term,
+            commit_index: s.commit_index,
+            applied_index: s.applied_index,
+            last_log_index: s.last_log_index,
+            snapshot_index: s.snapshot_index,
+            snapshots_installed: s.snapshots_installed,
+            members,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/cluster/members`: a node joins as a learner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// Raft node id of the new node.
+    pub id: u64,
+    /// Its node-to-node address (`ip:port`).
+    pub raft_addr: String,
+    /// Its admin API address (`ip:port`).
+    pub admin_addr: String,
+    /// Promote it to voter once it has caught up.
+    #[serde(default)]
+    pub voter: bool,
+}
+
+/// The cluster: members, roles, leader, term, commit index, health.
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
+    responses((status = 200, body = Cluster), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(State(app): State<AppState>, caller: Caller) -> Result<Json<Cluster>, Problem> {
+    caller.require_cluster_read()?;
+    Ok(Json(app.consensus.status().await.into()))
+}
+
+fn valid_addr(field: &str, addr: &str) -> Result<(), Problem> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_ADDRESS",
+                format!("{field} {addr:?} is not an ip:port address"),
+            )
+        })
+}
+
+/// Adds a node as a learner (and, with `voter`, promotes it once caught up).
+#[utoipa::path(post, path = "/api/v1/cluster/members", tag = "cluster", request_body = AddMember,
+    responses((status = 200, body = Cluster), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(body): Body<AddMember>,
+) -> Result<Json<Cluster>, Problem> {
+    caller.require_operator()?;
+    valid_addr("raft_addr", &body.raft_addr)?;
+    valid_addr("admin_addr", &body.admin_addr)?;
+    if body.id == 0 {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_NODE_ID",
+            "a node id must be greater than 0",
+        ));
+    }
+    let addr = NodeAddr {
+        raft_addr: body.raft_addr,
+        admin_addr: body.admin_addr,
+    };
+    app.consensus.add_learner(body.id, addr).await?;
+    if body.voter {
+        let status = app.consensus.status().await;
+        let mut voters: BTreeSet<u64> = status
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Voter)
+            .map(|m| m.id)
+            .collect();
+        voters.insert(body.id);
+        app.consensus.change_voters(voters).await?;
+    }
+    Ok(Json(app.consensus.status().await.into()))
+}
+
+/// Removes a member (voter or learner) from the cluster.
+#[utoipa::path(delete, path = "/api/v1/cluster/members/{id}", tag = "cluster",
+    params(("id" = u64, Path, description = "Raft node id")),
+    responses((status = 200, body = Cluster), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn remove_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(id): Id<u64>,
+) -> Result<Json<Cluster>, Problem> {
+    caller.require_operator()?;
+    let status = app.consensus.status().await;
+    if !status.members.iter().any(|m| m.id == id) {
+        return Err(Problem::not_found("cluster member"));
+    }
+    app.consensus.remove_nodes(BTreeSet::from([id])).await?;
+    Ok(Json(app.consensus.status().await.into()))
+}

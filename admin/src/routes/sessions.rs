@@ -1,0 +1,211 @@
+//! Agent sessions (A1, A4, A5): login/logout per terminal, check-in/out,
+//! pause/unpause, activities. Agents act on their own session; supervisors
+//! force states of agents in their scope (S2).
+
+use crate::access::{Area, Caller, Mode};
+use crate::extract::{Body, Id};
+use crate::problem::Problem;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use carillon_actors::ledger::{AgentSession, Command, Outcome};
+use carillon_actors::model::{PauseTypeId, QueueId, TenantId, UserId};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// A terminal (panel tab, phone, app).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Terminal {
+    /// Terminal id, 1..=128 characters.
+    pub terminal: String,
+}
+
+/// A queue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRef {
+    /// The queue.
+    pub queue: QueueId,
+}
+
+/// A pause type.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRef {
+    /// The pause type.
+    pub pause_type: PauseTypeId,
+}
+
+/// An activity.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityRef {
+    /// Activity id.
+    pub activity: String,
+}
+
+/// Sessions of the agents the caller sees.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/sessions", tag = "sessions", params(("tenant" = u64, Path)),
+    responses((status = 200, body = Vec<AgentSession>)), security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(tenant): Id<TenantId>,
+) -> Result<Json<Vec<AgentSession>>, Problem> {
+    app.read_tenant(&caller, tenant, Area::Sessions, |t| {
+        Ok(Json(
+            t.sessions()
+                .filter(|s| t.find_user(s.user).is_some_and(|u| caller.sees_user(u)))
+                .cloned()
+                .collect(),
+        ))
+    })
+}
+
+fn check(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    user: UserId,
+    mode: Mode,
+) -> Result<(), Problem> {
+    caller.require_for_user(tenant, Area::Sessions, mode, user)?;
+    app.with_tenant(tenant, |t| match t.find_user(user) {
+        Some(u) if caller.sees_user(u) => Ok(()),
+        _ => Err(Problem::not_found("user")),
+    })
+}
+
+/// One agent's session (404 when logged out).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/users/{user}/session", tag = "sessions",
+    params(("tenant" = u64, Path), ("user" = u64, Path)), responses((status = 200, body = AgentSession)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id((tenant, user)): Id<(TenantId, UserId)>,
+) -> Result<Json<AgentSession>, Problem> {
+    check(&app, &caller, tenant, user, Mode::Read)?;
+    app.with_tenant(tenant, |t| {
+        t.session(user)
+            .cloned()
+            .map(Json)
+            .ok_or_else(|| Problem::not_found("session"))
+    })
+}
+
+macro_rules! session_action {
+    ($name:ident, $path:literal, $body:ty, $doc:literal, |$tenant:ident, $user:ident, $b:ident| $command:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "sessions", request_body = $body,
+            params(("tenant" = u64, Path), ("user" = u64, Path)), responses((status = 200, body = Outcome)),
+            security(("bearer" = [])))]
+        pub async fn $name(
+            State(app): State<AppState>,
+            caller: Caller,
+            headers: HeaderMap,
+            Id(($tenant, $user)): Id<(TenantId, UserId)>,
+            Body($b): Body<$body>,
+        ) -> Result<Json<Outcome>, Problem> {
+            check(&app, &caller, $tenant, $user, Mode::Write)?;
+            Ok(Json(app.execute(&caller, &headers, $command).await?))
+        }
+    };
+}
+
+session_action!(
+    login,
+    "/api/v1/tenants/{tenant}/users/{user}/session/login",
+    Terminal,
+    "Logs an agent in from a terminal (A1).",
+    |tenant, user, b| Command::Login {
+        tenant,
+        user,
+        terminal: b.terminal
+    }
+);
+session_action!(
+    logout,
+    "/api/v1/tenants/{tenant}/users/{user}/session/logout",
+    Terminal,
+    "Logs a terminal out; the last one checks the agent out (after the current activity, A5).",
+    |tenant, user, b| Command::Logout {
+        tenant,
+        user,
+        terminal: b.terminal
+    }
+);
+session_action!(
+    check_in,
+    "/api/v1/tenants/{tenant}/users/{user}/session/check-in",
+    QueueRef,
+    "Checks the agent in to a queue (A1).",
+    |tenant, user, b| Command::CheckIn {
+        tenant,
+        user,
+        queue: b.queue
+    }
+);
+session_action!(
+    check_out,
+    "/api/v1/tenants/{tenant}/users/{user}/session/check-out",
+    QueueRef,
+    "Checks the agent out of a queue (A1).",
+    |tenant, user, b| Command::CheckOut {
+        tenant,
+        user,
+        queue: b.queue
+    }
+);
+session_action!(
+    pause,
+    "/api/v1/tenants/{tenant}/users/{user}/session/pause",
+    PauseRef,
+    "Pauses the agent with a type; during an activity, after it (A5).",
+    |tenant, user, b| Command::Pause {
+        tenant,
+        user,
+        pause_type: b.pause_type
+    }
+);
+session_action!(
+    begin_activity,
+    "/api/v1/tenants/{tenant}/users/{user}/session/activities",
+    ActivityRef,
+    "Records that an activity began (A4).",
+    |tenant, user, b| Command::BeginActivity {
+        tenant,
+        user,
+        activity: b.activity
+    }
+);
+session_action!(
+    end_activity,
+    "/api/v1/tenants/{tenant}/users/{user}/session/activities/end",
+    ActivityRef,
+    "Records that an activity ended; pending pause or logout takes effect (A5).",
+    |tenant, user, b| Command::EndActivity {
+        tenant,
+        user,
+        activity: b.activity
+    }
+);
+
+/// Ends the agent's pause (or cancels a pending one).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/users/{user}/session/unpause", tag = "sessions",
+    params(("tenant" = u64, Path), ("user" = u64, Path)), responses((status = 200, body = Outcome)),
+    security(("bearer" = [])))]
+pub async fn unpause(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Id((tenant, user)): Id<(TenantId, UserId)>,
+) -> Result<Json<Outcome>, Problem> {
+    check(&app, &caller, tenant, user, Mode::Write)?;
+    Ok(Json(
+        app.execute(&caller, &headers, Command::Unpause { tenant, user })
+            .await?,
+    ))
+}

@@ -1,0 +1,20 @@
+//! What every handler shares: the consensus handle over the ledger, the
+//! clock, the metrics registry.
+
+use crate::http_metrics::HttpMetrics;
+use carillon_actors::ledger::Ledger;
+use carillon_consensus::{Clock, Consensus};
+use std::sync::Arc;
+
+/// Shared handler state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The replicated ledger.
+    pub consensus: Consensus<Ledger>,
+    /// Wall-clock time for token expiry.
+    pub clock: Arc<dyn Clock>,
+    /// The registry `/metrics` exposes.
+    pub registry: prometheus::Registry,
+    /// HTTP request metrics.
+    pub http_metrics: Arc<HttpMetrics>,
+}

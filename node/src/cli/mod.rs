@@ -1,0 +1,101 @@
+//! Command-line interface of the `carillon` binary.
+
+mod ctl;
+mod demo;
+mod node;
+
+use crate::logging::{self, LogFormat};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Carillon: an actor-based, Raft-replicated contact-centre cluster.
+#[derive(Debug, Parser)]
+#[command(name = "carillon", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a cluster node from a configuration file.
+    Node {
+        /// The node's TOML configuration (see the README).
+        #[arg(long)]
+        config: PathBuf,
+        /// Log line format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Run a single-node demo with a sample tenant; prints URLs and credentials
+    /// and writes them to DIR/demo.json.
+    Demo {
+        /// Where the demo keeps its data and demo.json.
+        #[arg(long, default_value = "carillon-demo")]
+        dir: PathBuf,
+        /// Admin API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        admin_addr: String,
+        /// Raft address (node-to-node; the demo has one node).
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        raft_addr: String,
+        /// SIP address (UDP and TCP).
+        #[arg(long, default_value = "127.0.0.1:5060")]
+        sip_addr: String,
+        /// Log line format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// A command-line client of the admin API, for scripts.
+    Ctl(ctl::CtlArgs),
+}
+
+/// Runs the parsed command line; the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("carillon: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Node { config, log_format } => {
+                logging::init(log_format);
+                node::run(&config).await
+            }
+            Command::Demo {
+                dir,
+                admin_addr,
+                raft_addr,
+                sip_addr,
+                log_format,
+            } => {
+                logging::init(log_format);
+                demo::run(demo::DemoArgs {
+                    dir,
+                    admin_addr,
+                    raft_addr,
+                    sip_addr,
+                })
+                .await
+            }
+            Command::Ctl(args) => ctl::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "carillon failed");
+            eprintln!("carillon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! A running node: consensus, the admin API, and (once bootstrapped) the
+//! operator account, started and stopped together.
+
+use crate::config::NodeConfig;
+use anyhow::{Context, Result};
+use carillon_actors::ledger::Ledger;
+use carillon_admin::Admin;
+use carillon_consensus::{Clock, Consensus, ConsensusConfig, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The operator account to create when this node bootstraps the cluster.
+#[derive(Debug, Clone)]
+pub struct OperatorCredentials {
+    /// Login.
+    pub login: String,
+    /// Password (kept in memory only until the account exists).
+    pub password: String,
+}
+
+/// A node whose services are running.
+#[derive(Debug)]
+pub struct RunningNode {
+    consensus: Consensus<Ledger>,
+    admin: Admin,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    bootstrapper: Option<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Starts consensus and the admin API; when `config.bootstrap` is set,
+    /// initialises the cluster and creates the operator account.
+    pub async fn start(config: &NodeConfig, operator: Option<OperatorCredentials>) -> Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let registry = prometheus::Registry::new();
+        let consensus = Consensus::<Ledger>::start(
+            ConsensusConfig {
+                node_id: config.node_id,
+                addr: config.addr(),
+                data_dir: config.data_dir.clone(),
+                timing: config.timing(),
+            },
+            clock.clone(),
+            &registry,
+        )
+        .await
+        .context("start consensus")?;
+        if config.bootstrap {
+            consensus
+                .initialize(config.initial_members())
+                .await
+                .context("initialise the cluster")?;
+        }
+        let admin =
+            Admin::new(consensus.clone(), clock, registry).context("start the admin API")?;
+        let listener = tokio::net::TcpListener::bind(&config.admin_addr)
+            .await
+            .with_context(|| format!("listen for the admin API on {}", config.admin_addr))?;
+        let (stop, mut stopped) = watch::channel(false);
+        let app = admin.router();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "admin API server failed");
+            }
+        });
+        let bootstrapper = match (config.bootstrap, operator) {
+            (true, Some(operator)) => {
+                let admin = admin.clone();
+                Some(tokio::spawn(async move {
+                    // Bounded: a minute of attempts, then give up loudly.
+                    for _ in 0..120 {
+                        match admin.bootstrap(&operator.login, &operator.password).await {
+                            Ok(()) => return,
+                            Err(e) => tracing::debug!(error = %e, "bootstrap not done yet"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    tracing::error!("could not bootstrap the cluster within a minute");
+                }))
+            }
+            _ => None,
+        };
+        tracing::info!(
+            node_id = config.node_id,
+            admin_addr = %config.admin_addr,
+            raft_addr = %config.raft_addr,
+            "node started"
+        );
+        Ok(Self {
+            consensus,
+            admin,
+            stop,
+            server,
+            bootstrapper,
+        })
+    }
+
+    /// The consensus handle.
+    pub fn consensus(&self) -> &Consensus<Ledger> {
+        &self.consensus
+    }
+
+    /// The admin API.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
+    /// Waits until the bootstrap task (if any) has finished.
+    pub async fn bootstrapped(&mut self) {
+        if let Some(task) = self.bootstrapper.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops serving, then stops consensus.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.bootstrapper {
+            task.abort();
+        }
+        let _ = self.server.await;
+        self.consensus.shutdown().await;
+        tracing::info!("node stopped");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    Ok(())
+}

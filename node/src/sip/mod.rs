@@ -1,0 +1,17 @@
+//! The SIP edge's pure core: message codec, SDP, transactions and dialogs
+//! (RFC 3261, 4566, 5118). Sans-IO: nothing here opens a socket, reads the
+//! clock or spawns a thread; bytes and time come in as arguments, and
+//! effects (send this, deliver that, arm a timer) come out as values.
+//!
+//! Module map:
+//! - [`message`]: parse and print SIP messages, stream framing, stateless
+//!   rejections of malformed requests, multipart bodies.
+//! - [`sdp`]: session descriptions for audio offer/answer.
+//! - [`transaction`]: the four transaction machines of RFC 3261 section 17
+//!   and transaction keys.
+//! - [`dialog`]: dialog state of RFC 3261 section 12.
+
+pub mod dialog;
+pub mod message;
+pub mod sdp;
+pub mod transaction;

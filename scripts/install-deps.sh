@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (run as root).
+# Idempotent: anything already present is left alone.
+set -euo pipefail
+
+need_apt=()
+# (System packages for the SIP and media tests are added here as those tests land.)
+for pkg in "$@"; do need_apt+=("$pkg"); done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  missing=()
+  for pkg in "${need_apt[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# schemathesis fuzzes the admin API against its own OpenAPI document.
+if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q '4.32.5'; then
+  python3 -m pip install -q --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
