@@ -319,7 +319,19 @@ impl FromRequestParts<AppState> for Caller {
                 Problem::unauthenticated("the Authorization header is not `Bearer <token>`")
             })?;
         let now_ms = app.clock.now_ms();
-        app.consensus
-            .read_local(|ledger| authenticate(ledger, bearer.trim(), now_ms))
+        let bearer = bearer.trim();
+        match app
+            .consensus
+            .read_local(|ledger| authenticate(ledger, bearer, now_ms))
+        {
+            Ok(caller) => Ok(caller),
+            // This node may not have applied the user or token yet: ask again
+            // with a linearizable read before refusing.
+            Err(_) => {
+                app.consensus
+                    .read(|ledger| authenticate(ledger, bearer, now_ms))
+                    .await?
+            }
+        }
     }
 }

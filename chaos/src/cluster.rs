@@ -93,6 +93,8 @@ pub struct ClusterSupervisor {
     children: BTreeMap<u64, Child>,
     /// Extra TOML appended to every node's configuration.
     extra_config: String,
+    /// Environment variables given to every node process.
+    env: Vec<(String, String)>,
 }
 
 impl ClusterSupervisor {
@@ -110,7 +112,13 @@ impl ClusterSupervisor {
             specs: specs.into_iter().map(|s| (s.id, s)).collect(),
             children: BTreeMap::new(),
             extra_config: extra_config.to_string(),
+            env: Vec::new(),
         })
+    }
+
+    /// Gives every node process started from now on `key=value`.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// The spec of node `id`.
@@ -179,6 +187,7 @@ impl ClusterSupervisor {
             .open(self.log_path(id))
             .context("open the node's log")?;
         let child = Command::new(&self.binary)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("node")
             .arg("--config")
             .arg(&config)
@@ -253,6 +262,13 @@ impl ClusterSupervisor {
 
 impl Drop for ClusterSupervisor {
     fn drop(&mut self) {
+        if std::env::var_os("CARILLON_CHAOS_KEEP").is_some() {
+            let path = std::mem::replace(
+                &mut self.dir,
+                tempfile::TempDir::new().unwrap_or_else(|_| unreachable!("a temp dir")),
+            );
+            eprintln!("chaos: keeping {}", path.keep().display());
+        }
         for (_, mut child) in std::mem::take(&mut self.children) {
             // A paused child must be resumed to die cleanly under some kernels' job control.
             if let Ok(pid) = i32::try_from(child.id()) {

@@ -46,9 +46,8 @@ impl TenantSpec {
     }
 }
 
-/// A tenant (U1).
+/// A tenant (U1), as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     /// Id.
     pub id: TenantId,
@@ -56,10 +55,30 @@ pub struct Tenant {
     pub name: String,
     /// SIP domain and digest realm.
     pub sip_domain: String,
-    /// Salt for password and PIN fingerprints, hex (not secret, not shown).
-    #[serde(skip_serializing)]
-    #[cfg_attr(feature = "openapi", schema(ignore))]
+    /// Salt for password and PIN fingerprints, hex (kept, never shown).
     pub fingerprint_salt_hex: String,
+}
+
+/// What the API shows of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TenantView {
+    /// Id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// SIP domain and digest realm.
+    pub sip_domain: String,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.clone(),
+            sip_domain: t.sip_domain.clone(),
+        }
+    }
 }
 
 /// A branch (site, country) of a tenant (U1).

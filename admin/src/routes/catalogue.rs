@@ -37,7 +37,7 @@ macro_rules! crud {
                 caller: Caller,
                 Id(tenant): Id<TenantId>,
             ) -> Result<Json<Vec<$view>>, Problem> {
-                app.read_tenant(&caller, tenant, $area, |$t| Ok(Json($all.cloned().collect())))
+                app.read_tenant(&caller, tenant, $area, |$t| Ok(Json($all.cloned().collect()))).await
             }
 
             /// Create one.
@@ -67,7 +67,7 @@ macro_rules! crud {
             ) -> Result<Json<$view>, Problem> {
                 app.read_tenant(&caller, tenant, $area, |$t| {
                     $all.find(|$v| $key == id).cloned().map(Json).ok_or_else(|| Problem::not_found($tag))
-                })
+                }).await
             }
 
             /// Replace one's settings.
@@ -86,7 +86,7 @@ macro_rules! crud {
                 app.execute(&caller, &headers, $update).await?;
                 app.with_tenant(tenant, |$t| {
                     $all.find(|$v| $key == id).cloned().map(Json).ok_or_else(|| Problem::not_found($tag))
-                })
+                }).await
             }
 
             /// Delete one.

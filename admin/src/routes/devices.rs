@@ -49,7 +49,7 @@ impl std::fmt::Debug for DeviceBody {
     }
 }
 
-fn secret(
+async fn secret(
     app: &AppState,
     tenant: TenantId,
     body: &DeviceBody,
@@ -58,7 +58,9 @@ fn secret(
         return Ok(None);
     };
     validate_sip_password(password)?;
-    let realm = app.with_tenant(tenant, |t| Ok(t.info().sip_domain.clone()))?;
+    let realm = app
+        .with_tenant(tenant, |t| Ok(t.info().sip_domain.clone()))
+        .await?;
     Ok(Some(sip_ha1(username, &realm, password)))
 }
 
@@ -92,6 +94,7 @@ pub async fn list(
                 .collect(),
         ))
     })
+    .await
 }
 
 /// Creates a device.
@@ -106,7 +109,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     caller.require(tenant, Area::Devices, Mode::Write)?;
     body.spec.validate()?;
-    let sip_secret = secret(&app, tenant, &body)?;
+    let sip_secret = secret(&app, tenant, &body).await?;
     let command = Command::CreateDevice {
         tenant,
         spec: body.spec,
@@ -117,7 +120,7 @@ pub async fn create(
     )?))
 }
 
-fn visible_device(
+async fn visible_device(
     app: &AppState,
     caller: &Caller,
     tenant: TenantId,
@@ -129,6 +132,7 @@ fn visible_device(
             .map(DeviceView::from)
             .ok_or_else(|| Problem::not_found("device"))
     })
+    .await
 }
 
 /// One device.
@@ -141,7 +145,9 @@ pub async fn get(
     Id((tenant, device)): Id<(TenantId, DeviceId)>,
 ) -> Result<Json<DeviceView>, Problem> {
     caller.require(tenant, Area::Devices, Mode::Read)?;
-    visible_device(&app, &caller, tenant, device).map(Json)
+    visible_device(&app, &caller, tenant, device)
+        .await
+        .map(Json)
 }
 
 /// Replaces a device's settings (and SIP password, when given).
@@ -156,9 +162,9 @@ pub async fn update(
     Body(body): Body<DeviceBody>,
 ) -> Result<Json<DeviceView>, Problem> {
     caller.require(tenant, Area::Devices, Mode::Write)?;
-    visible_device(&app, &caller, tenant, device)?;
+    visible_device(&app, &caller, tenant, device).await?;
     body.spec.validate()?;
-    let sip_secret = secret(&app, tenant, &body)?;
+    let sip_secret = secret(&app, tenant, &body).await?;
     let command = Command::UpdateDevice {
         tenant,
         device,
@@ -166,7 +172,9 @@ pub async fn update(
         sip_secret,
     };
     app.execute(&caller, &headers, command).await?;
-    visible_device(&app, &caller, tenant, device).map(Json)
+    visible_device(&app, &caller, tenant, device)
+        .await
+        .map(Json)
 }
 
 /// Deletes a device.
@@ -180,7 +188,7 @@ pub async fn delete(
     Id((tenant, device)): Id<(TenantId, DeviceId)>,
 ) -> Result<StatusCode, Problem> {
     caller.require(tenant, Area::Devices, Mode::Write)?;
-    visible_device(&app, &caller, tenant, device)?;
+    visible_device(&app, &caller, tenant, device).await?;
     app.execute(&caller, &headers, Command::DeleteDevice { tenant, device })
         .await?;
     Ok(StatusCode::NO_CONTENT)

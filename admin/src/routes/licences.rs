@@ -72,6 +72,7 @@ pub async fn report(
     app.read_tenant(&caller, tenant, Area::Licences, |t| {
         Ok(Json(t.licence_report(now)))
     })
+    .await
 }
 
 async fn run(
@@ -132,7 +133,7 @@ pub async fn assign(
     Id(tenant): Id<TenantId>,
     Body(b): Body<Assignment>,
 ) -> Result<Json<Outcome>, Problem> {
-    visible(&app, &caller, tenant, b.user)?;
+    visible(&app, &caller, tenant, b.user).await?;
     let command = Command::AssignLicence {
         tenant,
         user: b.user,
@@ -151,7 +152,7 @@ pub async fn release(
     Id(tenant): Id<TenantId>,
     Body(b): Body<Assignment>,
 ) -> Result<Json<Outcome>, Problem> {
-    visible(&app, &caller, tenant, b.user)?;
+    visible(&app, &caller, tenant, b.user).await?;
     let command = Command::ReleaseLicence {
         tenant,
         user: b.user,
@@ -170,8 +171,8 @@ pub async fn hand_over(
     Id(tenant): Id<TenantId>,
     Body(b): Body<HandOver>,
 ) -> Result<Json<Outcome>, Problem> {
-    visible(&app, &caller, tenant, b.from)?;
-    visible(&app, &caller, tenant, b.to)?;
+    visible(&app, &caller, tenant, b.from).await?;
+    visible(&app, &caller, tenant, b.to).await?;
     let command = Command::HandOverLicences {
         tenant,
         from: b.from,
@@ -232,10 +233,16 @@ pub async fn withdraw_packages(
 }
 
 /// A scoped caller may only manage seats of users it sees (404 otherwise).
-fn visible(app: &AppState, caller: &Caller, tenant: TenantId, user: UserId) -> Result<(), Problem> {
+async fn visible(
+    app: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<(), Problem> {
     caller.require(tenant, Area::Licences, Mode::Write)?;
     app.with_tenant(tenant, |t| match t.find_user(user) {
         Some(u) if caller.sees_user(u) => Ok(()),
         _ => Err(Problem::not_found("user")),
     })
+    .await
 }

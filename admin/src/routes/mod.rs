@@ -34,9 +34,9 @@ pub fn created(id: u64) -> (StatusCode, axum::Json<Created>) {
 }
 
 impl AppState {
-    /// Checks access, then reads `tenant`'s state (from this node's applied
-    /// state, a consistent prefix of the log).
-    pub fn read_tenant<T>(
+    /// Checks access, then reads `tenant`'s state linearizably: the read
+    /// sees every write acknowledged before it, through any node.
+    pub async fn read_tenant<T>(
         &self,
         caller: &Caller,
         tenant: TenantId,
@@ -44,23 +44,20 @@ impl AppState {
         f: impl FnOnce(&TenantState) -> Result<T, Problem>,
     ) -> Result<T, Problem> {
         caller.require(tenant, area, Mode::Read)?;
-        self.consensus
-            .read_local(|ledger| match ledger.tenant(tenant) {
-                Some(state) => f(state),
-                None => Err(Problem::not_found("tenant")),
-            })
+        self.with_tenant(tenant, f).await
     }
 
-    /// Reads `tenant`'s state after access was checked by the caller.
-    pub fn with_tenant<T>(
+    /// Reads `tenant`'s state linearizably (access is the caller's business).
+    pub async fn with_tenant<T>(
         &self,
         tenant: TenantId,
         f: impl FnOnce(&TenantState) -> Result<T, Problem>,
     ) -> Result<T, Problem> {
         self.consensus
-            .read_local(|ledger| match ledger.tenant(tenant) {
+            .read(|ledger| match ledger.tenant(tenant) {
                 Some(state) => f(state),
                 None => Err(Problem::not_found("tenant")),
             })
+            .await?
     }
 }

@@ -54,6 +54,7 @@ pub async fn list(
     app.read_tenant(&caller, tenant, Area::Numbers, |t| {
         Ok(Json(t.numbers().cloned().collect()))
     })
+    .await
 }
 
 /// Gives a number to the tenant (operators).

@@ -55,6 +55,7 @@ pub async fn waiting(
         }
         Ok(Json(t.waiting(queue).into_iter().cloned().collect()))
     })
+    .await
 }
 
 /// Puts a caller in a queue.

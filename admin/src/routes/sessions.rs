@@ -62,9 +62,10 @@ pub async fn list(
                 .collect(),
         ))
     })
+    .await
 }
 
-fn check(
+async fn check(
     app: &AppState,
     caller: &Caller,
     tenant: TenantId,
@@ -76,6 +77,7 @@ fn check(
         Some(u) if caller.sees_user(u) => Ok(()),
         _ => Err(Problem::not_found("user")),
     })
+    .await
 }
 
 /// One agent's session (404 when logged out).
@@ -87,13 +89,14 @@ pub async fn get(
     caller: Caller,
     Id((tenant, user)): Id<(TenantId, UserId)>,
 ) -> Result<Json<AgentSession>, Problem> {
-    check(&app, &caller, tenant, user, Mode::Read)?;
+    check(&app, &caller, tenant, user, Mode::Read).await?;
     app.with_tenant(tenant, |t| {
         t.session(user)
             .cloned()
             .map(Json)
             .ok_or_else(|| Problem::not_found("session"))
     })
+    .await
 }
 
 macro_rules! session_action {
@@ -109,7 +112,7 @@ macro_rules! session_action {
             Id(($tenant, $user)): Id<(TenantId, UserId)>,
             Body($b): Body<$body>,
         ) -> Result<Json<Outcome>, Problem> {
-            check(&app, &caller, $tenant, $user, Mode::Write)?;
+            check(&app, &caller, $tenant, $user, Mode::Write).await?;
             Ok(Json(app.execute(&caller, &headers, $command).await?))
         }
     };
@@ -203,7 +206,7 @@ pub async fn unpause(
     headers: HeaderMap,
     Id((tenant, user)): Id<(TenantId, UserId)>,
 ) -> Result<Json<Outcome>, Problem> {
-    check(&app, &caller, tenant, user, Mode::Write)?;
+    check(&app, &caller, tenant, user, Mode::Write).await?;
     Ok(Json(
         app.execute(&caller, &headers, Command::Unpause { tenant, user })
             .await?,

@@ -31,7 +31,7 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Health> {
 }
 
 /// The node can serve: it knows a leader, the cluster is bootstrapped, and
-/// it has applied what it knows to be committed.
+/// it has applied everything the leader had committed when asked.
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Health), (status = 503, body = Problem)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Health>, Problem> {
     let status = app.consensus.status().await;
@@ -41,6 +41,12 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Health>, Problem
     if app.consensus.read_local(|l| l.signing_key_hex().is_none()) {
         return Err(Problem::unavailable("the cluster is not bootstrapped yet"));
     }
+    // A read barrier through the leader: ready means caught up with what
+    // the cluster has committed, not just with what this node last knew.
+    app.consensus
+        .read(|_| ())
+        .await
+        .map_err(|e| Problem::unavailable(format!("not caught up with the leader: {e}")))?;
     if status.applied_index < status.commit_index {
         return Err(Problem::unavailable(format!(
             "catching up: applied {} of {} committed",

@@ -10,19 +10,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use carillon_actors::ledger::Command;
-use carillon_actors::model::directory::{Tenant, TenantSpec};
+use carillon_actors::model::directory::{TenantSpec, TenantView};
 use carillon_actors::model::TenantId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 /// Every tenant the caller may see (operators: all; users: their own).
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
-    responses((status = 200, body = Vec<Tenant>)), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>, caller: Caller) -> Json<Vec<Tenant>> {
+    responses((status = 200, body = Vec<TenantView>)), security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>, caller: Caller) -> Json<Vec<TenantView>> {
     Json(app.consensus.read_local(|l| {
         l.tenants()
             .filter(|t| caller.is_operator() || caller.tenant() == Some(t.id))
-            .cloned()
+            .map(TenantView::from)
             .collect()
     }))
 }
@@ -48,15 +48,16 @@ pub async fn create(
 
 /// One tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
-    params(("tenant" = u64, Path)), responses((status = 200, body = Tenant)), security(("bearer" = [])))]
+    params(("tenant" = u64, Path)), responses((status = 200, body = TenantView)), security(("bearer" = [])))]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
     Id(tenant): Id<TenantId>,
-) -> Result<Json<Tenant>, Problem> {
+) -> Result<Json<TenantView>, Problem> {
     app.read_tenant(&caller, tenant, Area::Tenant, |t| {
-        Ok(Json(t.info().clone()))
+        Ok(Json(TenantView::from(t.info())))
     })
+    .await
 }
 
 /// Body of `PATCH /api/v1/tenants/{tenant}`.
@@ -69,14 +70,14 @@ pub struct RenameTenant {
 
 /// Renames a tenant (its SIP domain is fixed).
 #[utoipa::path(patch, path = "/api/v1/tenants/{tenant}", tag = "tenants", request_body = RenameTenant,
-    params(("tenant" = u64, Path)), responses((status = 200, body = Tenant)), security(("bearer" = [])))]
+    params(("tenant" = u64, Path)), responses((status = 200, body = TenantView)), security(("bearer" = [])))]
 pub async fn rename(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Id(tenant): Id<TenantId>,
     Body(body): Body<RenameTenant>,
-) -> Result<Json<Tenant>, Problem> {
+) -> Result<Json<TenantView>, Problem> {
     caller.require(tenant, Area::Tenant, Mode::Write)?;
     app.execute(
         &caller,
@@ -87,5 +88,6 @@ pub async fn rename(
         },
     )
     .await?;
-    app.with_tenant(tenant, |t| Ok(Json(t.info().clone())))
+    app.with_tenant(tenant, |t| Ok(Json(TenantView::from(t.info()))))
+        .await
 }

@@ -72,7 +72,7 @@ pub struct SetPin {
     pub pin: String,
 }
 
-fn tenant_salt(app: &AppState, tenant: TenantId) -> Result<Vec<u8>, Problem> {
+async fn tenant_salt(app: &AppState, tenant: TenantId) -> Result<Vec<u8>, Problem> {
     app.with_tenant(tenant, |t| {
         crate::access::hex_decode(&t.info().fingerprint_salt_hex).ok_or_else(|| {
             Problem::new(
@@ -82,6 +82,7 @@ fn tenant_salt(app: &AppState, tenant: TenantId) -> Result<Vec<u8>, Problem> {
             )
         })
     })
+    .await
 }
 
 /// Validates (V2) and hashes a password off the async workers.
@@ -131,6 +132,7 @@ pub async fn list(
                 .collect(),
         ))
     })
+    .await
 }
 
 /// Creates a user.
@@ -145,7 +147,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     caller.require(tenant, Area::Users, Mode::Write)?;
     body.spec.validate()?;
-    let salt = tenant_salt(&app, tenant)?;
+    let salt = tenant_salt(&app, tenant).await?;
     let password = match body.password {
         Some(p) => Some(hash_password(p, body.spec.roles.clone(), salt.clone()).await?),
         None => None,
@@ -165,7 +167,7 @@ pub async fn create(
     )?))
 }
 
-fn visible_user(
+async fn visible_user(
     app: &AppState,
     caller: &Caller,
     tenant: TenantId,
@@ -177,6 +179,7 @@ fn visible_user(
             .map(UserView::from)
             .ok_or_else(|| Problem::not_found("user"))
     })
+    .await
 }
 
 /// One user.
@@ -189,7 +192,7 @@ pub async fn get(
     Id((tenant, user)): Id<(TenantId, UserId)>,
 ) -> Result<Json<UserView>, Problem> {
     caller.require_for_user(tenant, Area::Users, Mode::Read, user)?;
-    visible_user(&app, &caller, tenant, user).map(Json)
+    visible_user(&app, &caller, tenant, user).await.map(Json)
 }
 
 /// Replaces a user's settings.
@@ -204,14 +207,14 @@ pub async fn update(
     Body(spec): Body<UserSpec>,
 ) -> Result<Json<UserView>, Problem> {
     caller.require(tenant, Area::Users, Mode::Write)?;
-    visible_user(&app, &caller, tenant, user)?;
+    visible_user(&app, &caller, tenant, user).await?;
     app.execute(
         &caller,
         &headers,
         Command::UpdateUser { tenant, user, spec },
     )
     .await?;
-    visible_user(&app, &caller, tenant, user).map(Json)
+    visible_user(&app, &caller, tenant, user).await.map(Json)
 }
 
 /// Deletes a user: its seats return to the pool, its session ends.
@@ -225,7 +228,7 @@ pub async fn delete(
     Id((tenant, user)): Id<(TenantId, UserId)>,
 ) -> Result<StatusCode, Problem> {
     caller.require(tenant, Area::Users, Mode::Write)?;
-    visible_user(&app, &caller, tenant, user)?;
+    visible_user(&app, &caller, tenant, user).await?;
     app.execute(&caller, &headers, Command::DeleteUser { tenant, user })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -245,8 +248,8 @@ pub async fn set_password(
     if caller.user_id() != Some(user) || caller.tenant() != Some(tenant) {
         caller.require(tenant, Area::Users, Mode::Write)?;
     }
-    let roles = visible_user(&app, &caller, tenant, user)?.spec.roles;
-    let password = hash_password(body.password, roles, tenant_salt(&app, tenant)?).await?;
+    let roles = visible_user(&app, &caller, tenant, user).await?.spec.roles;
+    let password = hash_password(body.password, roles, tenant_salt(&app, tenant).await?).await?;
     app.execute(
         &caller,
         &headers,
@@ -274,8 +277,8 @@ pub async fn set_pin(
     if caller.user_id() != Some(user) || caller.tenant() != Some(tenant) {
         caller.require(tenant, Area::Users, Mode::Write)?;
     }
-    visible_user(&app, &caller, tenant, user)?;
-    let pin_fingerprint = hash_pin(body.pin, tenant_salt(&app, tenant)?).await?;
+    visible_user(&app, &caller, tenant, user).await?;
+    let pin_fingerprint = hash_pin(body.pin, tenant_salt(&app, tenant).await?).await?;
     app.execute(
         &caller,
         &headers,
