@@ -1,0 +1,770 @@
+//! `carillon demo` as a user meets it: a real process on loopback, its
+//! credentials from demo.json, the admin API over HTTP. Checks the access
+//! table (every route x every role), tenant isolation, bad input, that
+//! secrets are never returned or logged, a clean SIGTERM, and that a
+//! restart from the same directory keeps everything.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+/// The demo process; killed by pid if the test fails half-way.
+struct Demo {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Demo {
+    fn start(dir: &Path, admin: u16, raft: u16) -> Demo {
+        let log = dir.join(format!("demo-{admin}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let printout =
+            std::fs::File::create(dir.join(format!("demo-{admin}.out"))).expect("printout file");
+        let child = Command::new(env!("CARGO_BIN_EXE_carillon"))
+            .args(["demo", "--dir"])
+            .arg(dir)
+            .args([
+                "--admin-addr",
+                &format!("127.0.0.1:{admin}"),
+                "--raft-addr",
+                &format!("127.0.0.1:{raft}"),
+            ])
+            .args(["--sip-addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(printout)
+            .stderr(file)
+            .spawn()
+            .expect("start carillon demo");
+        Demo {
+            child,
+            url: format!("http://127.0.0.1:{admin}"),
+            dir: dir.to_path_buf(),
+            log,
+        }
+    }
+
+    fn demo_json(&self) -> Value {
+        for _ in 0..300 {
+            if let Ok(bytes) = std::fs::read(self.dir.join("demo.json")) {
+                if let Ok(value) = serde_json::from_slice(&bytes) {
+                    return value;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no demo.json within 30 s; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn terminate(mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the demo did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    log: PathBuf,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "{path}: the demo does not answer ({e:?}); its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            ),
+        };
+        let status = response.status().as_u16();
+        let is_problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        let text = response.text().await.expect("body");
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            assert!(
+                is_problem,
+                "{path}: an error is application/problem+json: {status} {value}"
+            );
+            assert!(
+                value["code"].is_string(),
+                "{path}: a problem has a code: {value}"
+            );
+        }
+        (status, value)
+    }
+
+    /// Waits until the API answers `/readyz` with 200 (a restarted demo needs a moment).
+    async fn wait_ready(&self) {
+        for _ in 0..300 {
+            if let Ok(response) = self.http.get(format!("{}/readyz", self.url)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the demo was not ready within 30 s; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    async fn login(&self, login: &str, password: &str) -> String {
+        for _ in 0..50 {
+            let (status, body) = self
+                .call(
+                    None,
+                    "POST",
+                    "/api/v1/auth/login",
+                    Some(json!({"login": login, "password": password})),
+                )
+                .await;
+            if status == 200 {
+                return body["token"].as_str().expect("token").to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{login} cannot log in");
+    }
+}
+
+fn password_of(demo: &Value, login: &str) -> String {
+    demo["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["login"] == login)
+        .expect("user")["password"]
+        .as_str()
+        .expect("password")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_api_as_users_meet_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (admin_port, raft_port) = (free_port(), free_port());
+    let demo = Demo::start(dir.path(), admin_port, raft_port);
+    let file = demo.demo_json();
+
+    assert_eq!(file["admin_url"], demo.url);
+    assert!(
+        file["sip_accounts"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 3),
+        "{file}"
+    );
+    let api = Api {
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        url: demo.url.clone(),
+        log: demo.log.clone(),
+    };
+    let t = file["tenant_id"].as_u64().expect("tenant id");
+    let roles = [
+        "operator",
+        "admin",
+        "team.admin",
+        "supervisor",
+        "agent.anna",
+        "uc.eva",
+    ];
+    let mut tokens: BTreeMap<&str, String> = BTreeMap::new();
+    for login in roles {
+        tokens.insert(login, api.login(login, &password_of(&file, login)).await);
+    }
+    let op = tokens["operator"].clone();
+    let (_, users) = api
+        .call(
+            Some(&op),
+            "GET",
+            &format!("/api/v1/tenants/{t}/users"),
+            None,
+        )
+        .await;
+    let id = |login: &str| -> u64 {
+        users
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["login"] == login)
+            .expect("user")["id"]
+            .as_u64()
+            .expect("id")
+    };
+    let (anna, piotr) = (id("agent.anna"), id("agent.piotr"));
+    let (_, queues) = api
+        .call(
+            Some(&op),
+            "GET",
+            &format!("/api/v1/tenants/{t}/queues"),
+            None,
+        )
+        .await;
+    let support = queues
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "Support")
+        .expect("support")["id"]
+        .as_u64()
+        .expect("id");
+
+    // Another tenant, with an administrator of its own.
+    let (status, other) = api
+        .call(
+            Some(&op),
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"name": "Other", "sip_domain": "other.test"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let o = other["id"].as_u64().expect("id");
+    let (status, other_admin) = api
+        .call(Some(&op), "POST", &format!("/api/v1/tenants/{o}/users"), Some(json!({
+            "kind": "contact_centre", "roles": ["system_administrator"], "full_name": "Olga Other", "login": "olga",
+            "panel_access": true, "password": "Other-Admin-Pass-1!"})))
+        .await;
+    assert_eq!(status, 201, "{other_admin}");
+    let olga = other_admin["id"].as_u64().expect("id");
+
+    // The access table: every route x every role (columns in `roles` order, then anonymous).
+    let base = format!("/api/v1/tenants/{t}");
+    let table: Vec<(&str, String, Option<Value>, [u16; 7])> = vec![
+        (
+            "GET",
+            "/healthz".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/readyz".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/metrics".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/openapi.json".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/auth/me".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/auth/tokens".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/cluster".into(),
+            None,
+            [200, 200, 403, 403, 403, 403, 401],
+        ),
+        (
+            "DELETE",
+            "/api/v1/cluster/members/99".into(),
+            None,
+            [404, 403, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            "/api/v1/tenants".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".into(),
+            Some(json!({"name": "X", "sip_domain": "demo.carillon.test"})),
+            [409, 403, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            base.clone(),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "PATCH",
+            base.clone(),
+            Some(json!({"name": ""})),
+            [422, 422, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/branches"),
+            None,
+            [200, 200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/branches"),
+            Some(json!({"name": "Prague", "country": "CZ", "timezone": "Europe/Prague"})),
+            [409, 409, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/skills"),
+            None,
+            [200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/skills"),
+            Some(json!({"name": "English"})),
+            [409, 409, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/groups"),
+            None,
+            [200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/pause-types"),
+            None,
+            [200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/pause-types"),
+            Some(json!({"name": "Lunch", "paid": true})),
+            [409, 409, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/queues"),
+            None,
+            [200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/queues"),
+            Some(json!({"name": "Support"})),
+            [409, 409, 409, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/queues/{support}/entries"),
+            None,
+            [200, 200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "PUT",
+            format!("{base}/entries/nobody/priority"),
+            Some(json!({"priority": 5})),
+            [404, 404, 404, 404, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/users"),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/users"),
+            Some(
+                json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "A", "login": "admin"}),
+            ),
+            [409, 409, 409, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/users/{anna}"),
+            None,
+            [200, 200, 404, 200, 200, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/users/{piotr}"),
+            None,
+            [200, 200, 200, 404, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/devices"),
+            None,
+            [200, 200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/devices"),
+            Some(
+                json!({"kind": "sip_phone", "name": "dup", "sip_username": "anna", "sip_password": "Dup-Pass-123!"}),
+            ),
+            [409, 409, 409, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/numbers"),
+            None,
+            [200, 200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/numbers"),
+            Some(json!({"e164": "+420225000100"})),
+            [409, 403, 403, 403, 403, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/numbers/assign"),
+            Some(json!({"e164": "+420225000100", "target": {"kind": "queue", "queue": support}})),
+            [409, 409, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/licences"),
+            None,
+            [200, 200, 200, 403, 403, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/licences/purchases"),
+            Some(json!({"kind": "voice", "count": 0})),
+            [422, 422, 403, 403, 403, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/licences/assignments"),
+            Some(json!({"user": anna, "kind": "voice"})),
+            [409, 409, 404, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/sessions"),
+            None,
+            [200, 200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/users/{anna}/session"),
+            None,
+            [404, 404, 404, 404, 404, 403, 401],
+        ),
+        (
+            "POST",
+            format!("{base}/users/{anna}/session/check-in"),
+            Some(json!({"queue": support})),
+            [409, 409, 404, 409, 409, 403, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{o}"),
+            None,
+            [200, 404, 404, 404, 404, 404, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{o}/users"),
+            None,
+            [200, 404, 404, 404, 404, 404, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{o}/users/{olga}"),
+            None,
+            [200, 404, 404, 404, 404, 404, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/users/{olga}"),
+            None,
+            [404, 404, 404, 404, 403, 403, 401],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in &table {
+        for (column, want) in expected.iter().enumerate() {
+            let token = roles.get(column).map(|login| tokens[login].as_str());
+            let (status, reply) = api.call(token, method, path, body.clone()).await;
+            if status != *want {
+                failures.push(format!(
+                    "{method} {path} as {}: {status}, expected {want}: {reply}",
+                    roles.get(column).unwrap_or(&"anonymous")
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "access table mismatches:\n{}",
+        failures.join("\n")
+    );
+
+    // Bad input: a problem naming the rule, and nothing applied.
+    let count = |users: &Value| users.as_array().map_or(0, Vec::len);
+    let (_, before) = api
+        .call(Some(&op), "GET", &format!("{base}/users"), None)
+        .await;
+    let raw = |body: &'static str, content_type: &'static str| {
+        let http = api.http.clone();
+        let url = format!("{}{base}/users", api.url);
+        let op = op.clone();
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(op)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            let value: Value = response.json().await.expect("problem json");
+            (
+                status,
+                value["code"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    assert_eq!(
+        raw("{\"kind\":", "application/json").await,
+        (400, "MALFORMED_JSON".into())
+    );
+    assert_eq!(
+        raw("{}", "text/plain").await,
+        (415, "UNSUPPORTED_MEDIA_TYPE".into())
+    );
+    let big: &'static str =
+        Box::leak(format!("{{\"full_name\":\"{}\"}}", "x".repeat(70_000)).into_boxed_str());
+    assert_eq!(
+        raw(big, "application/json").await,
+        (413, "BODY_TOO_LARGE".into())
+    );
+    let bad_bodies = [
+        (
+            json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "B", "login": "b1", "surprise": 1}),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            json!({"kind": "contact_centre", "roles": "agent", "full_name": "B", "login": "b1"}),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "B", "login": "b1", "pin": "54321"}),
+            422,
+            "PIN_SEQUENTIAL",
+        ),
+        (
+            json!({"kind": "contact_centre", "roles": ["supervisor"], "full_name": "B", "login": "b1", "password": "Short-1!"}),
+            422,
+            "PASSWORD_TOO_SHORT_FOR_ROLE",
+        ),
+        (
+            json!({"kind": "back_office", "roles": ["agent"], "full_name": "B", "login": "b1"}),
+            422,
+            "BACK_OFFICE_CANNOT_LOG_IN",
+        ),
+        (
+            json!({"kind": "contact_centre", "roles": ["uc_user"], "full_name": "B", "login": "b1"}),
+            422,
+            "UC_REQUIRES_PBX_ROLE",
+        ),
+        (
+            json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "B", "login": "b1", "branch": 999_999}),
+            404,
+            "NOT_FOUND",
+        ),
+    ];
+    for (body, status, code) in bad_bodies {
+        let (got, reply) = api
+            .call(
+                Some(&op),
+                "POST",
+                &format!("{base}/users"),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (got, reply["code"].as_str().unwrap_or_default()),
+            (status, code),
+            "{body} -> {reply}"
+        );
+        if reply["code"] != "INVALID_BODY" && reply["code"] != "NOT_FOUND" {
+            assert!(
+                reply["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with('V') || d.starts_with('U')),
+                "the detail names the rule: {reply}"
+            );
+            assert!(reply["rule"].is_string(), "{reply}");
+        }
+    }
+    let (status, reply) = api
+        .call(
+            Some(&op),
+            "GET",
+            &format!("{base}/users/not-a-number"),
+            None,
+        )
+        .await;
+    assert_eq!((status, reply["code"].as_str()), (404, Some("NOT_FOUND")));
+    let (_, after) = api
+        .call(Some(&op), "GET", &format!("{base}/users"), None)
+        .await;
+    assert_eq!(
+        count(&before),
+        count(&after),
+        "refused requests applied nothing"
+    );
+
+    // An idempotent retry applies once and answers the same.
+    let key_body = json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "Retry", "login": "retry.me"});
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let response = api
+            .http
+            .post(format!("{}{base}/users", api.url))
+            .bearer_auth(&op)
+            .header("Idempotency-Key", "retry-1")
+            .json(&key_body)
+            .send()
+            .await
+            .expect("send");
+        answers.push((
+            response.status().as_u16(),
+            response.json::<Value>().await.expect("json"),
+        ));
+    }
+    assert!(
+        answers.iter().all(|a| a == &answers[0]) && answers[0].0 == 201,
+        "{answers:?}"
+    );
+
+    // Secrets are never returned, nor logged.
+    let secrets: Vec<String> = file["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(file["sip_accounts"].as_array().into_iter().flatten())
+        .filter_map(|u| u["password"].as_str().map(str::to_string))
+        .collect();
+    for path in [
+        format!("{base}/users"),
+        format!("{base}/devices"),
+        format!("{base}/users/{anna}"),
+    ] {
+        let (_, body) = api.call(Some(&op), "GET", &path, None).await;
+        let text = body.to_string();
+        assert!(
+            !text.contains("argon2")
+                && !text.contains("phc")
+                && !text.contains("ha1")
+                && !text.contains("fingerprint"),
+            "{path}: {text}"
+        );
+        assert!(
+            secrets.iter().all(|s| !text.contains(s.as_str())),
+            "{path} leaks a password"
+        );
+    }
+    let log = std::fs::read_to_string(&demo.log).expect("log");
+    assert!(
+        log.contains("logged in"),
+        "the log is the node's tracing output"
+    );
+    assert!(
+        secrets.iter().all(|s| !log.contains(s.as_str())),
+        "a password appears in the log"
+    );
+
+    // SIGTERM stops it cleanly; a restart from the same directory keeps everything.
+    let log_path = demo.log.clone();
+    assert_eq!(demo.terminate(), Some(0), "clean exit on SIGTERM");
+    assert!(std::fs::read_to_string(log_path)
+        .expect("log")
+        .contains("node stopped"));
+    let demo = Demo::start(dir.path(), admin_port, raft_port);
+    api.wait_ready().await;
+    let token = api.login("admin", &password_of(&file, "admin")).await;
+    let (status, users_after) = api
+        .call(Some(&token), "GET", &format!("{base}/users"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        count(&users_after),
+        count(&after) + 1,
+        "every user survived the restart"
+    );
+    let (_, report) = api
+        .call(Some(&token), "GET", &format!("{base}/licences"), None)
+        .await;
+    let voice = report["kinds"]
+        .as_array()
+        .expect("kinds")
+        .iter()
+        .find(|k| k["kind"] == "voice")
+        .expect("voice");
+    assert_eq!(
+        (voice["pool"].as_u64(), voice["in_use"].as_u64()),
+        (Some(5), Some(2)),
+        "{report}"
+    );
+    assert_eq!(demo.terminate(), Some(0));
+}
