@@ -162,6 +162,14 @@ fn finish(mut doc: Document) -> Document {
             )
             .build()
     };
+    // The API refuses unknown fields (422 INVALID_BODY), but the same schemas
+    // describe responses that add `id` and other fields to a spec: the
+    // document does not claim `additionalProperties: false`.
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(utoipa::openapi::schema::Schema::Object(object)) = schema {
+            object.additional_properties = None;
+        }
+    }
     for (path, item) in doc.paths.paths.iter_mut() {
         let system = !path.starts_with("/api/v1/") || path == "/api/v1/auth/login";
         let operations = [
@@ -173,6 +181,12 @@ fn finish(mut doc: Document) -> Document {
         ];
         for operation in operations.into_iter().flatten() {
             let has_body = operation.request_body.is_some();
+            // Every error is served as problem+json, whatever a handler annotated.
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if status.as_str() >= "400" {
+                    *response = RefOr::T(problem(status));
+                }
+            }
             let mut add = |status: &str, description: &str| {
                 operation
                     .responses

@@ -517,7 +517,15 @@ impl<S: ReplicatedState> ForwardHandler for Inner<S> {
                 Err(e) => Err(ForwardError::Unknown(e.to_string())),
             },
             ForwardRequest::AddLearner { id, addr } => {
-                membership_outcome(raft.add_learner(id, addr, true).await.map(|_| ()))
+                // Bounded: a learner that never answers must not hold the
+                // request forever (it stays a learner and can be removed).
+                let wait = Duration::from_millis(self.timing.request_timeout_ms);
+                match tokio::time::timeout(wait, raft.add_learner(id, addr, true)).await {
+                    Ok(result) => membership_outcome(result.map(|_| ())),
+                    Err(_) => Err(ForwardError::Refused(format!(
+                        "node {id} was added as a learner but did not catch up within {wait:?}; remove it if it is wrong"
+                    ))),
+                }
             }
             ForwardRequest::ChangeVoters { voters } => {
                 membership_outcome(raft.change_membership(voters, false).await.map(|_| ()))
