@@ -219,7 +219,7 @@ pub fn authenticate(ledger: &Ledger, bearer: &str, now_ms: u64) -> Result<Caller
     }
     let key = ledger
         .signing_key_hex()
-        .and_then(|k| hex_decode(k))
+        .and_then(hex_decode)
         .ok_or_else(|| Problem::unavailable("the cluster is not bootstrapped yet"))?;
     let claims = token::verify(bearer, &key, now_ms)
         .map_err(|e| Problem::unauthenticated(format!("invalid bearer token: {e}")))?;
@@ -292,7 +292,7 @@ fn user_caller(
 
 /// Decodes lowercase or uppercase hex.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

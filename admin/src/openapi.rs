@@ -4,7 +4,7 @@
 
 use crate::extract::MAX_BODY_BYTES;
 use crate::http_metrics;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemBody};
 use crate::routes::{
     auth, catalogue, cluster, devices, licences, numbers, queues, sessions, system, tenants, users,
 };
@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Carillon admin API", description = "Tenants, users, devices, numbers, queues, licences, agent sessions and the cluster."),
-    components(schemas(Problem)),
+    components(schemas(ProblemBody)),
     tags(
         (name = "auth"), (name = "tenants"), (name = "branches"), (name = "users"), (name = "devices"),
         (name = "numbers"), (name = "skills"), (name = "groups"), (name = "pause-types"), (name = "queues"),

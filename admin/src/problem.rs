@@ -5,14 +5,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// A problem+json body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// An API error, served as an RFC 9457 problem+json body (see [`ProblemBody`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// A URI reference naming the problem type (`urn:carillon:problem:<code>`).
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    /// Short summary of the problem type.
-    pub title: String,
     /// HTTP status code.
     pub status: u16,
     /// A stable code, for example `PIN_SEQUENTIAL` or `MALFORMED_JSON`.
@@ -20,16 +15,33 @@ pub struct Problem {
     /// A human sentence about this occurrence, naming the rule it broke.
     pub detail: String,
     /// The requirement id the rule comes from (for example `V1`), when there is one.
+    pub rule: Option<&'static str>,
+}
+
+/// The problem+json body as served.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// A URI reference naming the problem type (`urn:carillon:problem:<code>`).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: &'a str,
+    /// HTTP status code.
+    pub status: u16,
+    /// A stable code, for example `PIN_SEQUENTIAL` or `MALFORMED_JSON`.
+    pub code: &'a str,
+    /// A human sentence about this occurrence, naming the rule it broke.
+    pub detail: &'a str,
+    /// The requirement id the rule comes from (for example `V1`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
+    pub rule: Option<&'a str>,
 }
 
 impl Problem {
     /// A problem with `status`, a stable `code` and a `detail` sentence.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
-            problem_type: format!("urn:carillon:problem:{}", code.to_ascii_lowercase()),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             code: code.to_string(),
             detail: detail.into(),
@@ -38,8 +50,8 @@ impl Problem {
     }
 
     /// The same problem, naming the requirement id it enforces.
-    pub fn with_rule(mut self, rule: &str) -> Self {
-        self.rule = Some(rule.to_string());
+    pub fn with_rule(mut self, rule: &'static str) -> Self {
+        self.rule = Some(rule);
         self
     }
 
@@ -84,7 +96,15 @@ impl std::error::Error for Problem {}
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = ProblemBody {
+            problem_type: format!("urn:carillon:problem:{}", self.code.to_ascii_lowercase()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: self.status,
+            code: &self.code,
+            detail: &self.detail,
+            rule: self.rule,
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],

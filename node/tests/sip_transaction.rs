@@ -38,6 +38,7 @@ fn response(to: &Message<'_>, status: u16) -> Message<'static> {
     r
 }
 
+#[allow(clippy::enum_variant_names)] // the four RFC 3261 transaction kinds
 enum Machine {
     ClientInvite(ClientInvite),
     ClientNonInvite(ClientNonInvite),
@@ -46,6 +47,7 @@ enum Machine {
 }
 
 #[derive(Clone, Copy)]
+#[allow(clippy::enum_variant_names)] // the four RFC 3261 transaction kinds
 enum Kind {
     ClientInvite,
     ClientNonInvite,

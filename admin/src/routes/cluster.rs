@@ -106,7 +106,7 @@ pub struct AddMember {
 
 /// The cluster: members, roles, leader, term, commit index, health.
 #[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
-    responses((status = 200, body = Cluster), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = Cluster), (status = 401, body = crate::problem::ProblemBody), (status = 403, body = crate::problem::ProblemBody)),
     security(("bearer" = [])))]
 pub async fn get(State(app): State<AppState>, caller: Caller) -> Result<Json<Cluster>, Problem> {
     caller.require_cluster_read()?;
@@ -127,8 +127,8 @@ fn valid_addr(field: &str, addr: &str) -> Result<(), Problem> {
 
 /// Adds a node as a learner (and, with `voter`, promotes it once caught up).
 #[utoipa::path(post, path = "/api/v1/cluster/members", tag = "cluster", request_body = AddMember,
-    responses((status = 200, body = Cluster), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Cluster), (status = 401, body = crate::problem::ProblemBody), (status = 403, body = crate::problem::ProblemBody),
+        (status = 409, body = crate::problem::ProblemBody), (status = 422, body = crate::problem::ProblemBody), (status = 503, body = crate::problem::ProblemBody)),
     security(("bearer" = [])))]
 pub async fn add_member(
     State(app): State<AppState>,
@@ -167,8 +167,8 @@ pub async fn add_member(
 /// Removes a member (voter or learner) from the cluster.
 #[utoipa::path(delete, path = "/api/v1/cluster/members/{id}", tag = "cluster",
     params(("id" = u64, Path, description = "Raft node id")),
-    responses((status = 200, body = Cluster), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Cluster), (status = 401, body = crate::problem::ProblemBody), (status = 403, body = crate::problem::ProblemBody),
+        (status = 404, body = crate::problem::ProblemBody), (status = 409, body = crate::problem::ProblemBody), (status = 503, body = crate::problem::ProblemBody)),
     security(("bearer" = [])))]
 pub async fn remove_member(
     State(app): State<AppState>,

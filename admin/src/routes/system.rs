@@ -32,7 +32,7 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Health> {
 
 /// The node can serve: it knows a leader, the cluster is bootstrapped, and
 /// it has applied everything the leader had committed when asked.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Health), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Health), (status = 503, body = crate::problem::ProblemBody)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Health>, Problem> {
     let status = app.consensus.status().await;
     let Some(leader) = status.leader else {
