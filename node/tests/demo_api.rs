@@ -168,6 +168,37 @@ async fn the_demo_api_as_users_meet_it() {
         .as_u64()
         .expect("id");
 
+    let find = |list: &Value, key: &str, value: &str| -> u64 {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .find(|x| x[key] == value)
+            .expect("item")["id"]
+            .as_u64()
+            .expect("id")
+    };
+    let mut ids = Vec::new();
+    for (area, key, value) in [
+        ("branches", "name", "Prague"),
+        ("skills", "name", "English"),
+        ("groups", "name", "Tier 1"),
+        ("pause-types", "name", "Lunch"),
+        ("devices", "sip_username", "anna"),
+    ] {
+        let (_, list) = api
+            .call(
+                Some(&op),
+                "GET",
+                &format!("/api/v1/tenants/{t}/{area}"),
+                None,
+            )
+            .await;
+        ids.push(find(&list, key, value));
+    }
+    let [prague, english, tier1, lunch, anna_phone] = ids[..] else {
+        unreachable!("five ids")
+    };
+
     // Another tenant, with an administrator of its own.
     let (status, other) = api
         .call(
@@ -189,6 +220,7 @@ async fn the_demo_api_as_users_meet_it() {
 
     // The access table: every route x every role (columns in `roles` order, then anonymous).
     let base = format!("/api/v1/tenants/{t}");
+    #[rustfmt::skip]
     let table: Vec<(&str, String, Option<Value>, [u16; 7])> = vec![
         (
             "GET",
@@ -446,7 +478,70 @@ async fn the_demo_api_as_users_meet_it() {
             None,
             [404, 404, 404, 404, 403, 403, 401],
         ),
+        // Every other route, probed with requests that change nothing.
+        ("POST", "/api/v1/auth/login".into(), Some(json!({"login": "nobody", "password": "x"})), [401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/api/v1/auth/tokens".into(), Some(json!({"name": ""})), [422, 422, 422, 422, 422, 422, 401]),
+        ("DELETE", "/api/v1/auth/tokens/999999".into(), None, [404, 404, 404, 404, 404, 404, 401]),
+        ("POST", "/api/v1/cluster/members".into(), Some(json!({"id": 9, "raft_addr": "nowhere", "admin_addr": "nowhere"})), [422, 403, 403, 403, 403, 403, 401]),
+        ("GET", format!("{base}/branches/{prague}"), None, [200, 200, 200, 200, 403, 403, 401]),
+        ("PUT", format!("{base}/branches/{prague}"), Some(json!({"name": "Warsaw", "country": "CZ", "timezone": "Europe/Prague"})), [409, 409, 403, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/branches/{prague}"), None, [409, 409, 403, 403, 403, 403, 401]),
+        ("GET", format!("{base}/skills/{english}"), None, [200, 200, 200, 200, 200, 403, 401]),
+        ("PUT", format!("{base}/skills/{english}"), Some(json!({"name": "Czech"})), [409, 409, 403, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/skills/{english}"), None, [409, 409, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/groups"), Some(json!({"name": "Tier 1"})), [409, 409, 403, 403, 403, 403, 401]),
+        ("GET", format!("{base}/groups/{tier1}"), None, [200, 200, 200, 200, 200, 403, 401]),
+        ("PUT", format!("{base}/groups/{tier1}"), Some(json!({"name": " "})), [422, 422, 403, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/groups/{tier1}"), None, [409, 409, 403, 403, 403, 403, 401]),
+        ("GET", format!("{base}/pause-types/{lunch}"), None, [200, 200, 200, 200, 200, 403, 401]),
+        ("PUT", format!("{base}/pause-types/{lunch}"), Some(json!({"name": "Break", "paid": true})), [409, 409, 403, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/pause-types/999999"), None, [404, 404, 403, 403, 403, 403, 401]),
+        ("GET", format!("{base}/queues/{support}"), None, [200, 200, 200, 200, 200, 403, 401]),
+        ("PUT", format!("{base}/queues/{support}"), Some(json!({"name": "Sales"})), [409, 409, 409, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/queues/999999"), None, [404, 404, 404, 403, 403, 403, 401]),
+        ("POST", format!("{base}/queues/{support}/entries"), Some(json!({"entry": ""})), [422, 422, 422, 422, 403, 403, 401]),
+        ("POST", format!("{base}/entries/nobody/assign"), Some(json!({"user": anna})), [404, 404, 404, 404, 403, 403, 401]),
+        ("POST", format!("{base}/entries/nobody/abandon"), None, [404, 404, 404, 404, 403, 403, 401]),
+        ("PUT", format!("{base}/users/{anna}"), Some(json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "Anna", "login": "admin"})), [409, 409, 404, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/users/999999"), None, [404, 404, 404, 403, 403, 403, 401]),
+        ("PUT", format!("{base}/users/{anna}/password"), Some(json!({"password": "short"})), [422, 422, 404, 403, 422, 403, 401]),
+        ("PUT", format!("{base}/users/{anna}/pin"), Some(json!({"pin": "12345"})), [422, 422, 404, 403, 422, 403, 401]),
+        ("GET", format!("{base}/devices/{anna_phone}"), None, [200, 200, 404, 200, 403, 403, 401]),
+        ("PUT", format!("{base}/devices/{anna_phone}"), Some(json!({"kind": "sip_phone", "name": "x", "sip_username": "piotr"})), [409, 409, 404, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/devices/999999"), None, [404, 404, 404, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/numbers/999999"), None, [404, 403, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/numbers/release"), Some(json!({"e164": "+420000000001"})), [409, 409, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/licences/withdrawals"), Some(json!({"kind": "voice", "count": 100})), [409, 409, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/licences/releases"), Some(json!({"user": piotr, "kind": "chat"})), [409, 409, 409, 403, 403, 403, 401]),
+        ("POST", format!("{base}/licences/hand-over"), Some(json!({"from": anna, "to": anna})), [409, 409, 404, 403, 403, 403, 401]),
+        ("PUT", format!("{base}/licences/ranks"), Some(json!({"ranks": [{"kind": "voice", "rank": 1}, {"kind": "voice", "rank": 2}]})), [422, 422, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/licences/device-packages"), Some(json!({"count": 0})), [422, 422, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/licences/device-package-withdrawals"), Some(json!({"count": 1})), [409, 409, 403, 403, 403, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/login"), Some(json!({"terminal": ""})), [422, 422, 404, 422, 422, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/logout"), Some(json!({"terminal": "t"})), [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/check-out"), Some(json!({"queue": support})), [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/pause"), Some(json!({"pause_type": lunch})), [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/unpause"), None, [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/activities"), Some(json!({"activity": "a"})), [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/activities/end"), Some(json!({"activity": "a"})), [409, 409, 404, 409, 409, 403, 401]),
     ];
+    // The table names every route of the OpenAPI document.
+    let (_, document) = api.call(None, "GET", "/api/v1/openapi.json", None).await;
+    let mut untested = Vec::new();
+    for (template, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            let covered = table.iter().any(|(m, path, _, _)| {
+                m.eq_ignore_ascii_case(method) && matches_template(template, path)
+            });
+            if !covered {
+                untested.push(format!("{} {template}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(
+        untested.is_empty(),
+        "routes missing from the access table: {untested:?}"
+    );
     let mut failures = Vec::new();
     for (method, path, body, expected) in &table {
         for (column, want) in expected.iter().enumerate() {
@@ -678,4 +773,13 @@ async fn the_demo_api_as_users_meet_it() {
         "{report}"
     );
     assert_eq!(demo.terminate(), Some(0));
+}
+
+/// Whether a concrete path fits an OpenAPI path template (`{x}` matches one segment).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
 }
