@@ -48,7 +48,6 @@ macro_rules! refusal_codes {
 refusal_codes! {
     NotFound => ("U1", NotFound),
     AlreadyBootstrapped => ("U1", Conflict),
-    NotBootstrapped => ("U1", Conflict),
     NameRequired => ("V6", Invalid),
     NameNotUnique => ("V6", Conflict),
     SipDomainInvalid => ("U1", Invalid),
@@ -57,7 +56,6 @@ refusal_codes! {
     TimezoneInvalid => ("U1", Invalid),
     BranchInUse => ("U1", Conflict),
     ObjectInUse => ("V6", Conflict),
-    TenantMismatch => ("U1", Invalid),
     LoginInvalid => ("V4", Invalid),
     LoginNotUnique => ("V4", Conflict),
     EmailInvalid => ("U5", Invalid),
