@@ -5,7 +5,12 @@ set -euo pipefail
 
 need_apt=()
 # (System packages for the SIP and media tests are added here as those tests land.)
-for pkg in "$@"; do need_apt+=("$pkg"); done
+for arg in "$@"; do
+  case "$arg" in
+    --bench) need_apt+=(etcd-server) ;;   # the peer of benches/raft_vs_etcd.sh
+    *) echo "install-deps.sh: unknown argument $arg (known: --bench)" >&2; exit 2 ;;
+  esac
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   missing=()
   for pkg in "${need_apt[@]}"; do

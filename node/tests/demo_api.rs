@@ -703,6 +703,68 @@ async fn the_demo_api_as_users_meet_it() {
         "{answers:?}"
     );
 
+    // API tokens for automation: made once, usable, revocable.
+    let admin_token = tokens["admin"].clone();
+    let (status, made) = api
+        .call(
+            Some(&admin_token),
+            "POST",
+            "/api/v1/auth/tokens",
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["token"].as_str().expect("secret").to_string();
+    let (status, me) = api
+        .call(Some(&secret), "GET", "/api/v1/auth/me", None)
+        .await;
+    assert_eq!(
+        (status, me["id"].as_u64()),
+        (200, Some(id("admin"))),
+        "the API token acts as its owner"
+    );
+    let (_, listed) = api
+        .call(Some(&admin_token), "GET", "/api/v1/auth/tokens", None)
+        .await;
+    assert!(
+        !listed.to_string().contains(&secret),
+        "the secret is shown once only"
+    );
+    let token_id = made["id"].as_u64().expect("id");
+    let (status, _) = api
+        .call(
+            Some(&admin_token),
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{token_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = api
+        .call(Some(&secret), "GET", "/api/v1/auth/me", None)
+        .await;
+    assert_eq!(status, 401, "a revoked token authenticates nobody");
+
+    // Prometheus metrics: Raft and HTTP.
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "carillon_raft_term 1",
+        "carillon_raft_is_leader 1",
+        "carillon_raft_commit_index",
+        "carillon_http_requests_total{",
+        "carillon_raft_requests_total{",
+    ] {
+        assert!(metrics.contains(name), "/metrics has {name}");
+    }
+
     // Secrets are never returned, nor logged.
     let secrets: Vec<String> = file["users"]
         .as_array()

@@ -1,0 +1,244 @@
+//! Replicated writes/s and commit latency (p50/p99) of a three-node Carillon
+//! cluster beside a three-member etcd 3.4 cluster, on the same machine, with
+//! fsync on in both, at 1, 16 and 256 concurrent clients. Each client writes
+//! through the members in turn over HTTP/JSON: Carillon enqueues a waiting
+//! caller (a replicated ledger command), etcd puts a key (its JSON gateway).
+//! Run it with `benches/raft_vs_etcd.sh`, which builds in release mode and
+//! pins this load generator to core 1 and the servers to core 0.
+
+use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use carillon_benches::load::{self, median, RunResult};
+use carillon_chaos::{AdminClient, ClusterSupervisor, NodeSpec};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const RUN: Duration = Duration::from_secs(6);
+const RUNS: usize = 3;
+const CLIENTS: [usize; 3] = [1, 16, 256];
+const OPERATOR_PASSWORD: &str = "Bench-Operator-Pass-1!";
+
+/// Pins every thread of `pid` to `core`.
+fn pin(pid: u32, core: &str) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", core, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("taskset failed for pid {pid}");
+    }
+    Ok(())
+}
+
+/// Three etcd members on 127.0.0.41-43, killed on drop.
+struct Etcd {
+    children: Vec<Child>,
+    _dir: tempfile::TempDir,
+    urls: Vec<String>,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_etcd() -> Result<Etcd> {
+    let dir = tempfile::tempdir()?;
+    let peers: Vec<String> = (1..=3)
+        .map(|i| format!("e{i}=http://127.0.0.4{i}:2380"))
+        .collect();
+    let mut children = Vec::new();
+    for i in 1..=3 {
+        let ip = format!("127.0.0.4{i}");
+        let child = Command::new("etcd")
+            .args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("e{i}")))
+            .args([
+                "--listen-client-urls",
+                &format!("http://{ip}:2379"),
+                "--advertise-client-urls",
+                &format!("http://{ip}:2379"),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://{ip}:2380"),
+                "--initial-advertise-peer-urls",
+                &format!("http://{ip}:2380"),
+            ])
+            .args([
+                "--initial-cluster",
+                &peers.join(","),
+                "--initial-cluster-state",
+                "new",
+                "--initial-cluster-token",
+                "bench",
+            ])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context(
+                "start etcd (install Debian's etcd-server: scripts/install-deps.sh --bench)",
+            )?;
+        pin(child.id(), "0")?;
+        children.push(child);
+    }
+    Ok(Etcd {
+        children,
+        _dir: dir,
+        urls: (1..=3)
+            .map(|i| format!("http://127.0.0.4{i}:2379"))
+            .collect(),
+    })
+}
+
+async fn wait_for(http: &reqwest::Client, url: &str) -> Result<()> {
+    for _ in 0..200 {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url} not ready")
+}
+
+fn line(system: &str, clients: usize, runs: &[RunResult]) -> (f64, String) {
+    let per_second = median(runs, |r| r.per_second);
+    let p50 = median(runs, |r| r.p50.as_secs_f64() * 1000.0);
+    let p99 = median(runs, |r| r.p99.as_secs_f64() * 1000.0);
+    let errors: usize = runs.iter().map(|r| r.errors).sum();
+    (
+        per_second,
+        format!("| {system} | {clients} | {per_second:.0} | {p50:.2} | {p99:.2} | {errors} |"),
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(512)
+        .build()?;
+    // Carillon: three nodes on 127.0.0.31-33.
+    let specs: Vec<NodeSpec> = (21..=23).map(|id| NodeSpec::loopback(id, 19_080)).collect();
+    let extra = "[operator]\nlogin = \"operator\"\npassword_env = \"CARILLON_OPERATOR_PASSWORD\"\n";
+    let mut cluster = ClusterSupervisor::new(specs, extra)?;
+    cluster.set_env("CARILLON_OPERATOR_PASSWORD", OPERATOR_PASSWORD);
+    for id in 21..=23 {
+        cluster.write_config(id, &[21, 22, 23])?;
+        let pid = cluster.start(id)?;
+        pin(pid, "0")?;
+    }
+    let urls: Vec<String> = (21..=23).map(|id| cluster.spec(id).admin_url()).collect();
+    for url in &urls {
+        wait_for(&http, &format!("{url}/readyz")).await?;
+    }
+    let client = AdminClient::new(&urls[0])?;
+    let mut token = None;
+    for _ in 0..100 {
+        let reply = client
+            .post(
+                "/api/v1/auth/login",
+                &json!({"login": "operator", "password": OPERATOR_PASSWORD}),
+                None,
+            )
+            .await?;
+        if let Some(t) = reply.body["token"].as_str() {
+            token = Some(t.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = token.context("operator login")?;
+    let op = client.with_token(&token);
+    let tenant = op
+        .post(
+            "/api/v1/tenants",
+            &json!({"name": "Bench", "sip_domain": "bench.test"}),
+            None,
+        )
+        .await?
+        .body["id"]
+        .as_u64()
+        .context("tenant")?;
+    let queue = op
+        .post(
+            &format!("/api/v1/tenants/{tenant}/queues"),
+            &json!({"name": "Bench"}),
+            None,
+        )
+        .await?
+        .body["id"]
+        .as_u64()
+        .context("queue")?;
+
+    let etcd = start_etcd()?;
+    for url in &etcd.urls {
+        wait_for(&http, &format!("{url}/health")).await?;
+    }
+
+    let mut table = vec![
+        "| system | clients | writes/s (median) | p50 ms | p99 ms | errors |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    let mut ratios = Vec::new();
+    for (round, clients) in CLIENTS.into_iter().enumerate() {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for run in 0..RUNS {
+            let (http1, urls1, token1) = (http.clone(), Arc::new(urls.clone()), token.clone());
+            ours.push(
+                load::run(clients, RUN, move |c, n| {
+                    let (http, urls, token) = (http1.clone(), urls1.clone(), token1.clone());
+                    async move {
+                        let url = format!("{}/api/v1/tenants/{tenant}/queues/{queue}/entries", urls[(c + n) % urls.len()]);
+                        let body = json!({"entry": format!("r{round}-{run}-c{c}-n{n}")});
+                        matches!(http.post(url).bearer_auth(token).json(&body).send().await, Ok(r) if r.status().is_success())
+                    }
+                })
+                .await,
+            );
+            let (http2, urls2) = (http.clone(), Arc::new(etcd.urls.clone()));
+            theirs.push(
+                load::run(clients, RUN, move |c, n| {
+                    let (http, urls) = (http2.clone(), urls2.clone());
+                    async move {
+                        let url = format!("{}/v3/kv/put", urls[(c + n) % urls.len()]);
+                        let body = json!({
+                            "key": STANDARD.encode(format!("r{round}-{run}-c{c}-n{n}")),
+                            "value": STANDARD.encode(r#"{"entry":"waiting"}"#),
+                        });
+                        matches!(http.post(url).json(&body).send().await, Ok(r) if r.status().is_success())
+                    }
+                })
+                .await,
+            );
+        }
+        let (a, row_a) = line("carillon", clients, &ours);
+        let (b, row_b) = line("etcd 3.4", clients, &theirs);
+        table.push(row_a);
+        table.push(row_b);
+        ratios.push(format!(
+            "{clients} clients: {:.2}x etcd",
+            a / b.max(f64::MIN_POSITIVE)
+        ));
+    }
+    println!("{}", table.join("\n"));
+    println!(
+        "\nthroughput ratio (carillon / etcd, medians of {RUNS} runs of {}s): {}",
+        RUN.as_secs(),
+        ratios.join(", ")
+    );
+    drop(etcd);
+    drop(cluster);
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! carillon-benches: benchmarks that run Carillon beside a peer on the same
+//! machine and report ratios. Benchmarks measure; tests check behaviour.
+//!
+//! Invariant: every load loop is bounded in time and count, and every
+//! process a benchmark starts is stopped by it.
+
+pub mod load;
