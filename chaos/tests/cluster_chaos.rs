@@ -376,7 +376,7 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
     }
     assert!(removed, "node 3 was removed");
     report.event("node 3 removed");
-    cluster.terminate(3, Duration::from_secs(10))?;
+    cluster.terminate(3, Duration::from_secs(15))?;
 
     for worker in workers {
         worker.await??;

@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long each shutdown phase may take after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// The operator account to create when this node bootstraps the cluster.
 #[derive(Debug, Clone)]
 pub struct OperatorCredentials {
@@ -121,14 +124,28 @@ impl RunningNode {
         }
     }
 
-    /// Stops serving, then stops consensus.
+    /// Stops serving (in-flight requests get a short grace period), then
+    /// stops consensus. Bounded: a request waiting on an unreachable cluster
+    /// must not keep the process alive after SIGTERM.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.bootstrapper {
             task.abort();
         }
-        let _ = self.server.await;
-        self.consensus.shutdown().await;
+        let mut server = self.server;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight admin requests cut off after {SHUTDOWN_GRACE:?}");
+            server.abort();
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.consensus.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("raft did not stop within {SHUTDOWN_GRACE:?}");
+        }
         tracing::info!("node stopped");
     }
 }
