@@ -38,6 +38,43 @@ fn get_mut<'a, K: Ord, V>(map: &'a mut BTreeMap<K, V>, id: &K, what: &str) -> Ch
     map.get_mut(id).ok_or_else(|| Refusal::not_found(what))
 }
 
+/// Creates a named object (skill or group) with a name unique among its kind.
+fn create_named<K: Ord + Copy>(
+    map: &mut BTreeMap<K, Named>,
+    id: K,
+    raw_id: u64,
+    spec: NamedSpec,
+    what: &str,
+) -> Checked<Outcome> {
+    spec.validate()?;
+    unique_name(
+        map.iter().map(|(k, v)| (*k, v.spec.name.as_str())),
+        &spec.name,
+        None,
+        what,
+    )?;
+    map.insert(id, Named { id: raw_id, spec });
+    Ok(Outcome::Created { id: raw_id })
+}
+
+/// Replaces a named object's settings, keeping names unique among its kind.
+fn update_named<K: Ord + Copy>(
+    map: &mut BTreeMap<K, Named>,
+    id: K,
+    spec: NamedSpec,
+    what: &str,
+) -> Checked<Outcome> {
+    spec.validate()?;
+    unique_name(
+        map.iter().map(|(k, v)| (*k, v.spec.name.as_str())),
+        &spec.name,
+        Some(id),
+        what,
+    )?;
+    get_mut(map, &id, what)?.spec = spec;
+    Ok(Outcome::Done)
+}
+
 impl TenantState {
     pub(crate) fn create_branch(&mut self, id: BranchId, spec: BranchSpec) -> Checked<Outcome> {
         spec.validate()?;
@@ -448,27 +485,11 @@ impl TenantState {
     }
 
     pub(crate) fn create_skill(&mut self, id: SkillId, spec: NamedSpec) -> Checked<Outcome> {
-        spec.validate()?;
-        unique_name(
-            self.skills.iter().map(|(k, v)| (*k, v.spec.name.as_str())),
-            &spec.name,
-            None,
-            "skill",
-        )?;
-        self.skills.insert(id, Named { id: id.0, spec });
-        Ok(Outcome::Created { id: id.0 })
+        create_named(&mut self.skills, id, id.0, spec, "skill")
     }
 
     pub(crate) fn update_skill(&mut self, id: SkillId, spec: NamedSpec) -> Checked<Outcome> {
-        spec.validate()?;
-        unique_name(
-            self.skills.iter().map(|(k, v)| (*k, v.spec.name.as_str())),
-            &spec.name,
-            Some(id),
-            "skill",
-        )?;
-        get_mut(&mut self.skills, &id, "skill")?.spec = spec;
-        Ok(Outcome::Done)
+        update_named(&mut self.skills, id, spec, "skill")
     }
 
     pub(crate) fn delete_skill(&mut self, id: SkillId) -> Checked<Outcome> {
@@ -491,27 +512,11 @@ impl TenantState {
     }
 
     pub(crate) fn create_group(&mut self, id: GroupId, spec: NamedSpec) -> Checked<Outcome> {
-        spec.validate()?;
-        unique_name(
-            self.groups.iter().map(|(k, v)| (*k, v.spec.name.as_str())),
-            &spec.name,
-            None,
-            "group",
-        )?;
-        self.groups.insert(id, Named { id: id.0, spec });
-        Ok(Outcome::Created { id: id.0 })
+        create_named(&mut self.groups, id, id.0, spec, "group")
     }
 
     pub(crate) fn update_group(&mut self, id: GroupId, spec: NamedSpec) -> Checked<Outcome> {
-        spec.validate()?;
-        unique_name(
-            self.groups.iter().map(|(k, v)| (*k, v.spec.name.as_str())),
-            &spec.name,
-            Some(id),
-            "group",
-        )?;
-        get_mut(&mut self.groups, &id, "group")?.spec = spec;
-        Ok(Outcome::Done)
+        update_named(&mut self.groups, id, spec, "group")
     }
 
     pub(crate) fn delete_group(&mut self, id: GroupId) -> Checked<Outcome> {
