@@ -340,7 +340,10 @@ impl TenantState {
             .and_then(|id| self.devices.get(&id))
             .is_some_and(|d| d.spec.kind.counts_against_packages());
         if spec.kind.counts_against_packages() && !counted_before {
-            let allowed = self.licences.device_packages() * DEVICES_PER_PACKAGE;
+            let allowed = self
+                .licences
+                .device_packages()
+                .saturating_mul(DEVICES_PER_PACKAGE);
             ensure(
                 self.counted_devices() < allowed,
                 RefusalCode::DevicePackageLimit,

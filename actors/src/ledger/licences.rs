@@ -117,9 +117,10 @@ impl Licences {
             .find(|k| self.free(*k) > 0)
     }
 
-    /// Returns every seat of `user` to the pool.
+    /// Returns every seat of `user` to the pool (L4).
     pub(crate) fn release_all(&mut self, user: UserId) {
         self.assignments.remove(&user);
+        self.settle();
     }
 
     /// Returns the seats `user` no longer needs (after a role change).
@@ -130,6 +131,7 @@ impl Licences {
                 self.assignments.remove(&user.id);
             }
         }
+        self.settle();
     }
 
     /// Moves substituted seats back to their own kind while it has free seats.
@@ -154,6 +156,33 @@ impl Licences {
         }
     }
 
+    /// Moves substituted seats back to their own kinds until no kind a
+    /// substituted need asks for has a free seat. A move frees a seat of a
+    /// higher kind, which may let a need of that kind move back in turn, so
+    /// this repeats; every round but the last ends a substitution, which
+    /// bounds the rounds.
+    fn settle(&mut self) {
+        let substituted = |l: &Self| {
+            l.assignments
+                .values()
+                .flat_map(|seats| seats.iter())
+                .filter(|(needed, used)| needed != used)
+                .count()
+        };
+        let mut remaining = substituted(self);
+        let rounds = remaining;
+        for _ in 0..=rounds {
+            for kind in LicenceKind::ALL {
+                self.unsubstitute(kind);
+            }
+            let now = substituted(self);
+            if now == remaining {
+                return;
+            }
+            remaining = now;
+        }
+    }
+
     /// Asserts L6 and L1 (`counted_devices` comes from the directory).
     pub fn check_invariants(&self, counted_devices: u32) {
         for kind in LicenceKind::ALL {
@@ -165,7 +194,7 @@ impl Licences {
             );
         }
         assert!(
-            counted_devices <= self.device_packages * DEVICES_PER_PACKAGE,
+            counted_devices <= self.device_packages.saturating_mul(DEVICES_PER_PACKAGE),
             "L1: devices ({counted_devices}) never exceed packages x {DEVICES_PER_PACKAGE}"
         );
     }
@@ -211,7 +240,7 @@ impl Licences {
             substitutions,
             ranks: self.ranks.clone(),
             device_packages: self.device_packages,
-            devices_allowed: self.device_packages * DEVICES_PER_PACKAGE,
+            devices_allowed: self.device_packages.saturating_mul(DEVICES_PER_PACKAGE),
             devices_in_use: counted_devices,
         }
     }
@@ -241,7 +270,7 @@ impl TenantState {
         count_ok(count)?;
         let bought = self.licences.purchased.entry(kind).or_default();
         *bought = bought.saturating_add(count);
-        self.licences.unsubstitute(kind);
+        self.licences.settle();
         self.after_licence_change();
         Ok(Outcome::Done)
     }
@@ -312,7 +341,7 @@ impl TenantState {
         self.user(user)?;
         let seats = self.licences.assignments.get_mut(&user);
         let removed = seats.and_then(|s| s.remove(&kind));
-        let used = removed.ok_or_else(|| {
+        removed.ok_or_else(|| {
             crate::model::Refusal::new(
                 RefusalCode::LicenceNotAssigned,
                 format!("the user holds no {kind:?} seat"),
@@ -326,8 +355,8 @@ impl TenantState {
         {
             self.licences.assignments.remove(&user);
         }
-        // A freed seat lets a need of that kind served by a higher rank move back.
-        self.licences.unsubstitute(used);
+        // A freed seat lets needs served by a higher rank move back.
+        self.licences.settle();
         self.after_licence_change();
         Ok(Outcome::Done)
     }
@@ -358,9 +387,7 @@ impl TenantState {
                 moved.push(needed);
             }
         }
-        for kind in LicenceKind::ALL {
-            self.licences.unsubstitute(kind);
-        }
+        self.licences.settle();
         self.after_licence_change();
         Ok(Outcome::HandedOver { moved, returned })
     }
@@ -388,12 +415,13 @@ impl TenantState {
         let remaining = self.licences.device_packages.saturating_sub(count);
         let in_use = self.counted_devices();
         ensure(
-            count <= self.licences.device_packages && remaining * DEVICES_PER_PACKAGE >= in_use,
+            count <= self.licences.device_packages
+                && remaining.saturating_mul(DEVICES_PER_PACKAGE) >= in_use,
             RefusalCode::WithdrawalExceedsFreeSeats,
             || {
                 format!(
                     "{in_use} devices are in use; {remaining} packages would allow {}",
-                    remaining * DEVICES_PER_PACKAGE
+                    remaining.saturating_mul(DEVICES_PER_PACKAGE)
                 )
             },
         )?;

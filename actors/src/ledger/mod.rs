@@ -172,6 +172,8 @@ impl Ledger {
                     RefusalCode::NumberNotUnique,
                     || format!("{e164} is already owned by a tenant"),
                 )?;
+                // Look the tenant up before taking an id: a refusal changes nothing.
+                self.tenant_mut(tenant)?;
                 let id = self.allocate_id();
                 self.tenant_mut(tenant)?.add_number(id, e164)
             }
