@@ -7,7 +7,10 @@
 //! Invariants: nothing here reads a clock, draws randomness or does I/O; a
 //! refusal is a value with a stable code naming its rule, never a panic; an
 //! object belongs to exactly one tenant and no query or command crosses
-//! tenants; plaintext secrets never enter the ledger.
+//! tenants; plaintext secrets never enter the ledger and no type meant for
+//! output (`UserView`, `DeviceView`, `TenantView`) carries a hash of one;
+//! seats in use never exceed a licence pool (L6, asserted in production);
+//! an entry is assigned at most once (Q3).
 
 pub mod ledger;
 pub mod model;

@@ -11,6 +11,7 @@ mod common;
 use carillon_actors::ledger::{Command, Ledger, Outcome, TokenOwner};
 use carillon_actors::model::directory::{NamedSpec, NumberTarget};
 use carillon_actors::model::licence::LicenceKind;
+use carillon_actors::model::user::SkillLevel;
 use carillon_actors::model::{DeviceId, QueueId, UserId};
 use carillon_consensus::{ApplyContext, CommandId, ReplicatedState};
 use common::{agent_spec, mobile, patched, queue_spec, sip_phone, sip_secret, Fixture, NOW_MS};
@@ -60,7 +61,7 @@ fn next_command(rng: &mut Rng, f: &Fixture, known: &Known, i: usize) -> Command 
     let terminal = rng.pick(&["panel", "phone"]).to_string();
     let activity = format!("call-{}", rng.below(4));
     let entry = format!("entry-{}", rng.below(40));
-    match rng.below(24) {
+    match rng.below(26) {
         0 => Command::CreateUser {
             tenant,
             spec: agent_spec(&format!("gen{i}")),
@@ -179,6 +180,22 @@ fn next_command(rng: &mut Rng, f: &Fixture, known: &Known, i: usize) -> Command 
                 priority: 7,
             },
         },
+        23 => Command::BindDevice {
+            tenant,
+            user,
+            device: rng.pick(&known.devices),
+        },
+        24 => match rng.below(2) {
+            0 => Command::UnbindDevice { tenant, user },
+            _ => Command::SetUserSkills {
+                tenant,
+                user,
+                skills: vec![SkillLevel {
+                    skill: f.skill,
+                    level: u8::try_from(1 + rng.below(10)).expect("small"),
+                }],
+            },
+        },
         _ => Command::CreateApiToken {
             owner: TokenOwner::User { tenant, user },
             name: format!("token {i}"),
@@ -244,6 +261,10 @@ fn a_ledger_after_hundreds_of_mixed_commands_restores_to_an_equal_value() {
     assert!(
         state.devices().any(|d| d.sip_secret.is_some()),
         "and device secrets"
+    );
+    assert!(
+        state.devices().any(|d| d.bound_to.is_some()),
+        "and line bindings"
     );
 
     let bytes = f.ledger.snapshot().expect("snapshot");

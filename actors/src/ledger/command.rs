@@ -6,7 +6,7 @@ use crate::model::directory::{
 };
 use crate::model::licence::{LicenceKind, LicenceRank};
 use crate::model::queue::QueueSpec;
-use crate::model::user::UserSpec;
+use crate::model::user::{SkillLevel, UserSpec};
 use crate::model::{
     ApiTokenId, BranchId, DeviceId, GroupId, NumberId, OperatorId, PauseTypeId, QueueId, Refusal,
     SkillId, TenantId, UserId,
@@ -78,9 +78,17 @@ pub enum Command {
         user: UserId,
         spec: UserSpec,
     },
+    /// Deletes a user: its seats return to the pool (L4), its session and
+    /// line binding end, its numbers and devices are released.
     DeleteUser {
         tenant: TenantId,
         user: UserId,
+    },
+    /// Replaces a user's skills and levels (A7).
+    SetUserSkills {
+        tenant: TenantId,
+        user: UserId,
+        skills: Vec<SkillLevel>,
     },
     SetUserPassword {
         tenant: TenantId,
@@ -231,6 +239,17 @@ pub enum Command {
         tenant: TenantId,
         user: UserId,
         terminal: String,
+    },
+    /// Binds a logged-in agent to a line (D4); the previous line is freed.
+    BindDevice {
+        tenant: TenantId,
+        user: UserId,
+        device: DeviceId,
+    },
+    /// Frees the agent's line (D4); refused for a fixed binding.
+    UnbindDevice {
+        tenant: TenantId,
+        user: UserId,
     },
     CheckIn {
         tenant: TenantId,

@@ -46,9 +46,9 @@ impl Default for Licences {
 
 /// Whether `user` needs a seat of `kind` at all (L2): channel seats are for
 /// agents, contact-card seats for UC users; administrators, supervisors and
-/// back-office users are free.
+/// back-office users are free, and a deactivated user needs no seat.
 pub fn needs_licence(user: &User, kind: LicenceKind) -> bool {
-    if user.spec.kind == UserKind::BackOffice {
+    if user.spec.kind == UserKind::BackOffice || !user.spec.active {
         return false;
     }
     match kind {

@@ -7,15 +7,25 @@
 //! Invariants (checked by `check_invariants`, asserted after licence
 //! commands): seats in use never exceed the pool of any kind (L6); devices
 //! that count never exceed packages x 10 (L1); a queue entry is waiting in at
-//! most one place and is assigned at most once (Q3); every id names one object.
+//! most one place and is assigned at most once (Q3); a line is bound to at
+//! most one agent and an agent to at most one line (D4); every session,
+//! seat and binding belongs to an existing user; every id names one object.
+//!
+//! Code map: `command` (commands and outcomes), `tenant` (one tenant's state
+//! and the dispatch), `directory` (branches, skills, groups, pause types,
+//! queues), `users`, `devices` (devices and numbers), `binding` (D4),
+//! `licences` (L1-L6), `sessions` (A1, A4, A5), `entries` (Q3), `queries`.
 
+mod binding;
 mod command;
+mod devices;
 mod directory;
 mod entries;
 mod licences;
 mod queries;
 mod sessions;
 mod tenant;
+mod users;
 
 pub use command::{Command, Outcome, Response, TokenOwner};
 pub use entries::{EntryState, QueueEntry};
@@ -261,6 +271,7 @@ impl Command {
             | C::CreateUser { tenant, .. }
             | C::UpdateUser { tenant, .. }
             | C::DeleteUser { tenant, .. }
+            | C::SetUserSkills { tenant, .. }
             | C::SetUserPassword { tenant, .. }
             | C::SetUserPin { tenant, .. }
             | C::CreateDevice { tenant, .. }
@@ -292,6 +303,8 @@ impl Command {
             | C::WithdrawDevicePackages { tenant, .. }
             | C::Login { tenant, .. }
             | C::Logout { tenant, .. }
+            | C::BindDevice { tenant, .. }
+            | C::UnbindDevice { tenant, .. }
             | C::CheckIn { tenant, .. }
             | C::CheckOut { tenant, .. }
             | C::Pause { tenant, .. }

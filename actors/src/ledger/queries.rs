@@ -6,12 +6,20 @@ use super::sessions::AgentSession;
 use super::tenant::TenantState;
 use super::{ApiToken, Ledger, Operator};
 use crate::model::directory::{Branch, Device, Named, Number, PauseType, Tenant};
+use crate::model::directory::{DeviceView, TenantView};
 use crate::model::licence::LicenceReport;
 use crate::model::queue::Queue;
-use crate::model::user::User;
+use crate::model::user::{User, UserView};
 use crate::model::{OperatorId, QueueId, TenantId, UserId};
 
 impl Ledger {
+    /// The tenant whose SIP domain is `domain` (ASCII case-insensitive).
+    pub fn tenant_by_sip_domain(&self, domain: &str) -> Option<&TenantState> {
+        self.tenants
+            .values()
+            .find(|t| t.tenant.sip_domain.eq_ignore_ascii_case(domain))
+    }
+
     /// The token signing key, once bootstrapped.
     pub fn signing_key_hex(&self) -> Option<&str> {
         self.signing_key_hex.as_deref()
@@ -50,6 +58,33 @@ impl Ledger {
         })
     }
 
+    /// The user with `login` in `tenant` (logins are unique per tenant, V4).
+    pub fn user_by_login(&self, tenant: TenantId, login: &str) -> Option<&User> {
+        self.tenants
+            .get(&tenant)?
+            .users
+            .values()
+            .find(|u| u.spec.login.eq_ignore_ascii_case(login))
+    }
+
+    /// What the API shows of a user of `tenant`: never its secrets.
+    pub fn user_view(&self, tenant: TenantId, user: UserId) -> Option<UserView> {
+        self.tenants.get(&tenant)?.user_view(user)
+    }
+
+    /// The licence report of `tenant` at `now_ms`.
+    pub fn licence_report(&self, tenant: TenantId, now_ms: u64) -> Option<LicenceReport> {
+        Some(self.tenants.get(&tenant)?.licence_report(now_ms))
+    }
+
+    /// Callers waiting in `queue` of `tenant`, in service order (Q3).
+    pub fn waiting(&self, tenant: TenantId, queue: QueueId) -> Vec<&QueueEntry> {
+        self.tenants
+            .get(&tenant)
+            .map(|t| t.waiting(queue))
+            .unwrap_or_default()
+    }
+
     /// An API token by the hash of its secret.
     pub fn api_token_by_hash(&self, hash: &str) -> Option<&ApiToken> {
         self.api_tokens.values().find(|t| t.token_hash == hash)
@@ -67,9 +102,29 @@ impl TenantState {
         &self.tenant
     }
 
+    /// What the API shows of the tenant.
+    pub fn view(&self) -> TenantView {
+        TenantView::from(&self.tenant)
+    }
+
     /// A user by id.
     pub fn find_user(&self, id: UserId) -> Option<&User> {
         self.users.get(&id)
+    }
+
+    /// What the API shows of a user: never its password hash or PIN.
+    pub fn user_view(&self, id: UserId) -> Option<UserView> {
+        self.users.get(&id).map(UserView::from)
+    }
+
+    /// Every user as the API shows it.
+    pub fn user_views(&self) -> impl Iterator<Item = UserView> + '_ {
+        self.users.values().map(UserView::from)
+    }
+
+    /// Every device as the API shows it: never its digest secrets.
+    pub fn device_views(&self) -> impl Iterator<Item = DeviceView> + '_ {
+        self.devices.values().map(DeviceView::from)
     }
 
     /// Every user.
@@ -85,6 +140,21 @@ impl TenantState {
     /// Every device.
     pub fn devices(&self) -> impl Iterator<Item = &Device> {
         self.devices.values()
+    }
+
+    /// The device registering as `username` (SIP usernames are unique in a
+    /// tenant).
+    pub fn device_by_sip_username(&self, username: &str) -> Option<&Device> {
+        self.devices
+            .values()
+            .find(|d| d.spec.sip_username.as_deref() == Some(username))
+    }
+
+    /// Devices the tenant's device packages allow (L1).
+    pub fn devices_allowed(&self) -> u32 {
+        self.licences
+            .device_packages()
+            .saturating_mul(crate::model::licence::DEVICES_PER_PACKAGE)
     }
 
     /// Every number.

@@ -140,6 +140,7 @@ impl TenantState {
             // Logging in again cancels a pending logout.
             session.after_activity = None;
         }
+        self.bind_fixed_line(user);
         Ok(Outcome::Session { deferred: false })
     }
 
@@ -166,7 +167,7 @@ impl TenantState {
         }
         // Logout checks out of every queue; static memberships stay in the
         // queue configuration and return at the next login.
-        self.sessions.remove(&user);
+        self.end_session(user);
         Ok(Outcome::Session { deferred: false })
     }
 
@@ -278,12 +279,10 @@ impl TenantState {
                     since_ms: now_ms,
                 });
             }
-            Some(AfterActivity::Logout) => {
-                self.sessions.remove(&user);
-            }
+            Some(AfterActivity::Logout) => self.end_session(user),
             None => {
                 if session.terminals.is_empty() {
-                    self.sessions.remove(&user);
+                    self.end_session(user);
                 }
             }
         }

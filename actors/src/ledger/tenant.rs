@@ -78,6 +78,7 @@ impl TenantState {
             } => created(self.create_user(UserId(next_id), spec, password, pin_fingerprint)),
             C::UpdateUser { user, spec, .. } => done(self.update_user(user, spec)),
             C::DeleteUser { user, .. } => done(self.delete_user(user)),
+            C::SetUserSkills { user, skills, .. } => done(self.set_user_skills(user, skills)),
             C::SetUserPassword { user, password, .. } => done(self.set_password(user, password)),
             C::SetUserPin {
                 user,
@@ -125,6 +126,8 @@ impl TenantState {
             C::WithdrawDevicePackages { count, .. } => done(self.withdraw_packages(count)),
             C::Login { user, terminal, .. } => done(self.login(user, terminal, now_ms)),
             C::Logout { user, terminal, .. } => done(self.logout(user, &terminal, now_ms)),
+            C::BindDevice { user, device, .. } => done(self.bind_device(user, device)),
+            C::UnbindDevice { user, .. } => done(self.unbind_device(user)),
             C::CheckIn { user, queue, .. } => done(self.check_in(user, queue)),
             C::CheckOut { user, queue, .. } => done(self.check_out(user, queue)),
             C::Pause {
@@ -170,6 +173,7 @@ impl TenantState {
     pub(crate) fn check_invariants(&self) {
         self.licences.check_invariants(self.counted_devices());
         self.entries.check_invariants();
+        self.check_bindings();
         for (user, session) in &self.sessions {
             assert!(
                 self.users.contains_key(user),

@@ -239,6 +239,10 @@ pub struct Device {
     pub spec: DeviceSpec,
     /// Digest secrets, for registering kinds.
     pub sip_secret: Option<SipSecret>,
+    /// The agent bound to this line (D4); it stays bound after logout when
+    /// the agent keeps its station, and nobody else may take it meanwhile.
+    #[serde(default)]
+    pub bound_to: Option<UserId>,
 }
 
 /// What the API shows of a device: no secrets.
@@ -252,6 +256,8 @@ pub struct DeviceView {
     pub spec: DeviceSpec,
     /// Whether SIP credentials are set.
     pub has_sip_password: bool,
+    /// The agent bound to this line (D4).
+    pub bound_to: Option<UserId>,
 }
 
 impl From<&Device> for DeviceView {
@@ -260,6 +266,7 @@ impl From<&Device> for DeviceView {
             id: d.id,
             spec: d.spec.clone(),
             has_sip_password: d.sip_secret.is_some(),
+            bound_to: d.bound_to,
         }
     }
 }

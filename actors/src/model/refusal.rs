@@ -86,6 +86,8 @@ refusal_codes! {
     DevicePackageLimit => ("L1", Conflict),
     RingPlanInvalid => ("D3", Invalid),
     BindingInvalid => ("D4", Invalid),
+    DeviceAlreadyBound => ("D4", Conflict),
+    DeviceNotBound => ("D4", Conflict),
     NumberNotUnique => ("V5", Conflict),
     DidNotOwned => ("V5", Conflict),
     DidAlreadyAssigned => ("V5", Conflict),
