@@ -1,9 +1,12 @@
 //! carillon-media: the media relay core of Carillon.
 //!
 //! The crate serves media sessions keyed by an opaque [`control::SessionId`]; it knows
-//! nothing of calls or agents. Everything here is sans-IO: time arrives as `now_ms`, bytes
+//! nothing of calls or agents. The core is sans-IO: time arrives as `now_ms`, bytes
 //! arrive as arguments, and effects leave as values ([`session::Action`], [`control::Reply`],
-//! [`refusal::Refusal`]); no module reads a clock, opens a socket or draws a random number.
+//! [`refusal::Refusal`]); no core module reads a clock, opens a socket or draws a random
+//! number. Only [`shell`] (the tokio shell: sockets, clock, timers, files, the control API
+//! in-process and over HTTP, [`shell::serve`]) and [`peer`] (an RTP endpoint for tests and
+//! benchmarks) do I/O, and they decide nothing about packets.
 //! Invariants, checked by the `check_invariants()` methods after every step in tests:
 //! a port pair is handed out at most once and belongs to exactly one leg; every datagram is
 //! forwarded, or dropped and counted, never a panic, whatever its bytes or source; after a
@@ -15,13 +18,15 @@
 //! (RFC 3550 receive statistics), `port_pool`, `sdp`, `leg` (latching), `stream`
 //! (continuity), `session` (the relay state machine), `control` (the API and `Relay`),
 //! `refusal` (stable codes), `recording` (stereo WAV), `playout` + `tones` + `generated`
-//! (prompts, music on hold, DTMF towards a leg), `dtmf` (RFC 4733).
+//! (prompts, music on hold, DTMF towards a leg), `dtmf` (RFC 4733); `shell` (I/O) and
+//! `peer` (test endpoint).
 
 pub mod control;
 pub mod dtmf;
 pub mod g711;
 pub mod generated;
 pub mod leg;
+pub mod peer;
 pub mod playout;
 pub mod port_pool;
 pub mod recording;
@@ -29,6 +34,7 @@ pub mod refusal;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod shell;
 pub mod stats;
 pub mod stream;
 pub mod tones;

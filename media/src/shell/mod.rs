@@ -1,0 +1,260 @@
+//! The I/O shell around the sans-IO [`Relay`]: tokio UDP sockets for the legs' ports, a
+//! clock, timers for playout, recording files, and the control API (in-process
+//! [`Control`] and HTTP, [`http`]).
+//!
+//! One engine task owns the relay ([`engine`]); socket readers and control handles reach it
+//! through bounded queues. Time is read here ([`clock::Clock`]) and handed to the core as
+//! `now_ms`. Playout (prompts, music on hold, generated DTMF) is paced by a timer that
+//! fires at the core's next due time and at least every [`PLAYOUT_TICK_MS`].
+//!
+//! Entry point: [`serve`] starts a relay from a [`RelayConfig`] and returns a
+//! [`RelayHandle`]; [`RelayHandle::shutdown`] stops it, closing recordings.
+//!
+//! Boundary: the shell knows sockets, files and HTTP; what happens to a packet is decided by
+//! the core alone.
+
+pub mod api;
+pub mod clock;
+pub mod control;
+pub mod engine;
+pub mod files;
+pub mod http;
+pub mod load;
+
+pub use control::{Control, ControlError, ControlResult};
+
+use crate::control::{Relay, RelayConfig as CoreConfig};
+use crate::leg::LatchPolicy;
+use crate::port_pool::EmptyPortRange;
+use engine::{Engine, EngineSettings};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use tokio::sync::{mpsc, oneshot};
+
+/// Timer period of the engine: playout frames are 20 ms apart.
+pub const PLAYOUT_TICK_MS: u64 = 20;
+/// Events kept per session (DTMF, latching, generated media finished).
+pub const MAX_SESSION_EVENTS: usize = 256;
+/// Digits queued per leg by one DTMF request.
+pub const MAX_QUEUED_DIGITS: usize = 64;
+/// Control requests waiting for the engine.
+pub const CONTROL_QUEUE_LEN: usize = 1024;
+
+/// Where the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threading {
+    /// On the caller's tokio runtime (a task).
+    #[default]
+    Shared,
+    /// On one dedicated thread with its own current-thread runtime (the benchmark's "one
+    /// relay thread"); the HTTP API stays on the caller's runtime.
+    Dedicated,
+}
+
+/// Configuration of a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Address the legs' sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written in SDP (defaults to `bind_ip`; set it behind NAT or a floating IP).
+    pub advertised_ip: Option<IpAddr>,
+    /// First port of the pool (RTP ports are even, RTCP = RTP + 1).
+    pub first_port: u16,
+    /// Last port of the pool.
+    pub last_port: u16,
+    /// Address of the HTTP control API; `None` for in-process control only.
+    pub control_addr: Option<SocketAddr>,
+    /// Directory of recording files (created if missing).
+    pub recordings_dir: PathBuf,
+    /// Latching policy of every leg.
+    pub latch: LatchPolicy,
+    /// Where the engine runs.
+    pub threading: Threading,
+}
+
+impl RelayConfig {
+    /// A configuration with the defaults: in-process control only, default latching,
+    /// shared runtime.
+    pub fn new(bind_ip: IpAddr, first_port: u16, last_port: u16, recordings_dir: PathBuf) -> Self {
+        RelayConfig {
+            bind_ip,
+            advertised_ip: None,
+            first_port,
+            last_port,
+            control_addr: None,
+            recordings_dir,
+            latch: LatchPolicy::default(),
+            threading: Threading::Shared,
+        }
+    }
+}
+
+/// Why a relay could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port range holds no pair.
+    #[error(transparent)]
+    PortRange(#[from] EmptyPortRange),
+    /// The recordings directory cannot be created.
+    #[error("recordings directory {path}: {source}")]
+    RecordingsDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The control address cannot be bound.
+    #[error("control address {addr}: {source}")]
+    ControlBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The dedicated thread or its runtime could not start.
+    #[error("relay thread: {0}")]
+    Thread(std::io::Error),
+    /// The HTTP server failed.
+    #[error("control API server: {0}")]
+    Http(std::io::Error),
+}
+
+#[derive(Debug)]
+enum EngineRun {
+    Task(tokio::task::JoinHandle<()>),
+    Thread(oneshot::Receiver<()>),
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RelayHandle {
+    control: Control,
+    control_addr: Option<SocketAddr>,
+    http: Option<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+    engine: EngineRun,
+}
+
+/// Starts a relay: the engine (on the caller's tokio runtime, or on a dedicated thread)
+/// and, when `control_addr` is set, the HTTP control API. Must be called within a tokio
+/// runtime.
+pub async fn serve(config: RelayConfig) -> Result<RelayHandle, ServeError> {
+    let relay = Relay::new(CoreConfig {
+        advertised_ip: config.advertised_ip.unwrap_or(config.bind_ip),
+        first_port: config.first_port,
+        last_port: config.last_port,
+        latch: config.latch,
+    })?;
+    std::fs::create_dir_all(&config.recordings_dir).map_err(|source| {
+        ServeError::RecordingsDir {
+            path: config.recordings_dir.clone(),
+            source,
+        }
+    })?;
+    let (requests, commands) = mpsc::channel(CONTROL_QUEUE_LEN);
+    let control = Control::new(requests);
+    let settings = EngineSettings {
+        bind_ip: config.bind_ip,
+        recordings_dir: config.recordings_dir.clone(),
+    };
+    let engine = Engine::new(relay, clock::Clock::start(), settings, commands);
+    let engine = match config.threading {
+        Threading::Shared => EngineRun::Task(tokio::spawn(engine.run())),
+        Threading::Dedicated => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(ServeError::Thread)?;
+            let (finished, finished_receiver) = oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("carillon-relay".to_string())
+                .spawn(move || {
+                    runtime.block_on(engine.run());
+                    drop(finished);
+                })
+                .map_err(ServeError::Thread)?;
+            EngineRun::Thread(finished_receiver)
+        }
+    };
+    let mut handle = RelayHandle {
+        control: control.clone(),
+        control_addr: None,
+        http: None,
+        engine,
+    };
+    if let Some(addr) = config.control_addr {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                handle.stop_engine().await;
+                return Err(ServeError::ControlBind { addr, source });
+            }
+        };
+        handle.control_addr = listener.local_addr().ok();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = http::router(control);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // A dropped sender means the handle is gone: stop as well.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        handle.http = Some((stop, server));
+    }
+    tracing::info!(
+        bind_ip = %config.bind_ip,
+        first_port = config.first_port,
+        last_port = config.last_port,
+        control = ?handle.control_addr,
+        "media relay started"
+    );
+    Ok(handle)
+}
+
+impl RelayHandle {
+    /// The in-process control API.
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
+    /// The address the HTTP control API listens on (with the real port when 0 was asked).
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    async fn stop_engine(&mut self) {
+        self.control.shutdown().await;
+        match &mut self.engine {
+            EngineRun::Task(task) => {
+                // The engine returned after the shutdown reply; a join error is a panic
+                // that tracing has reported already.
+                let _ = task.await;
+            }
+            EngineRun::Thread(finished) => {
+                let _ = finished.await;
+            }
+        }
+    }
+
+    /// Stops the HTTP API and the engine; active recordings are finished and their audit
+    /// trails written.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        let mut result = Ok(());
+        if let Some((stop, server)) = self.http.take() {
+            // The server may have stopped already; it is stopping either way.
+            let _ = stop.send(());
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => result = Err(ServeError::Http(error)),
+                Err(join) => result = Err(ServeError::Http(std::io::Error::other(join))),
+            }
+        }
+        self.stop_engine().await;
+        tracing::info!("media relay stopped");
+        result
+    }
+}
