@@ -3,8 +3,8 @@
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
-need_apt=()
-# (System packages for the SIP and media tests are added here as those tests land.)
+# SIPp (sip-tester) and baresip are real SIP peers of the SIP edge tests.
+need_apt=(sip-tester baresip)
 for arg in "$@"; do
   case "$arg" in
     --bench) need_apt+=(etcd-server) ;;   # the peer of benches/raft_vs_etcd.sh

@@ -12,6 +12,7 @@ pub mod access;
 pub mod extract;
 pub mod http_metrics;
 pub mod openapi;
+pub mod presence;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -56,8 +57,14 @@ impl Admin {
                 clock,
                 registry,
                 http_metrics,
+                presence: Arc::new(presence::NoSipEdge),
             },
         })
+    }
+
+    /// Shows registrations from this node's SIP edge (D7) in the API.
+    pub fn set_presence(&mut self, presence: Arc<dyn presence::Presence>) {
+        self.state.presence = presence;
     }
 
     /// The HTTP router.

@@ -111,6 +111,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(users::set_password))
         .routes(routes!(users::set_pin))
         .routes(routes!(devices::list, devices::create))
+        .routes(routes!(devices::extensions))
         .routes(routes!(devices::get, devices::update, devices::delete))
         .routes(routes!(numbers::list, numbers::create))
         .routes(routes!(numbers::delete))

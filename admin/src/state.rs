@@ -17,4 +17,6 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// HTTP request metrics.
     pub http_metrics: Arc<HttpMetrics>,
+    /// Registrations from this node's SIP edge (D7).
+    pub presence: Arc<dyn crate::presence::Presence>,
 }

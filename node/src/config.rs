@@ -75,21 +75,107 @@ pub struct OperatorSection {
     pub password_env: String,
 }
 
+/// SIP edge settings; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    /// WebSocket listen address (RFC 7118), off when absent.
+    pub ws_addr: Option<String>,
+    /// Host put in Via and From of the node's own requests (default: the
+    /// host of `sip_addr`).
+    pub advertised_host: Option<String>,
+    /// Requests per second allowed from one source address (default 500).
+    pub rate_per_second: Option<u32>,
+    /// Burst above the rate (default 1000).
+    pub burst: Option<u32>,
+    /// Authentication failures that ban a source (default 5).
+    pub max_auth_failures: Option<u32>,
+    /// Window in which failures are counted, seconds (default 60).
+    pub failure_window_s: Option<u64>,
+    /// Ban length, seconds (default 600).
+    pub ban_s: Option<u64>,
+    /// Nonce lifetime, seconds (default 300).
+    pub nonce_ttl_s: Option<u64>,
+    /// Digest challenges and their order: `md5-first` (default),
+    /// `sha256-first`, `sha256-only`, `md5-only`.
+    pub digest: Option<crate::sip::digest::Challenges>,
+    /// Shortest registration, seconds (default 60).
+    pub min_expires_s: Option<u32>,
+    /// Longest registration, seconds (default 3600).
+    pub max_expires_s: Option<u32>,
+    /// Contacts per device (default 10).
+    pub max_contacts: Option<usize>,
+    /// OPTIONS keepalive period towards contacts, seconds (default 30).
+    pub keepalive_interval_s: Option<u64>,
+    /// Timer T1, milliseconds (default 500).
+    pub t1_ms: Option<u64>,
+    /// Most TCP plus WebSocket connections (default 10000).
+    pub max_connections: Option<usize>,
+    /// Idle stream connections are closed after this, seconds (default 600).
+    pub idle_timeout_s: Option<u64>,
+    /// A stream message must be complete this long after its first byte,
+    /// seconds (default 10).
+    pub message_deadline_s: Option<u64>,
+}
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Raft member, admin API, SIP edge (when `sip_addr` is set) and a
+    /// media relay (when `[media]` is set).
+    #[default]
+    Full,
+    /// A media relay only, driven over its control API (DESIGN.md: relays
+    /// scale out by adding media nodes). Needs `[media]` with
+    /// `control_addr`; Raft, admin and SIP settings are not used.
+    Media,
+}
+
+/// The media relay of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    /// Address the RTP sockets bind to.
+    pub bind_ip: String,
+    /// Address written in SDP, when it differs from `bind_ip`.
+    pub advertised_ip: Option<String>,
+    /// First port of the RTP/RTCP pool.
+    pub first_port: u16,
+    /// Last port of the pool.
+    pub last_port: u16,
+    /// Address of the relay's HTTP control API (required for role media).
+    pub control_addr: Option<String>,
+    /// Where recordings go (default: `data_dir/recordings`).
+    pub recordings_dir: Option<PathBuf>,
+    /// Run the relay on one dedicated thread.
+    #[serde(default)]
+    pub dedicated_thread: bool,
+}
+
 /// A node's configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// What this node runs (default `full`).
+    #[serde(default)]
+    pub role: Role,
     /// Raft node id, unique in the cluster, > 0.
     pub node_id: u64,
     /// Where the node keeps its store (`raft.redb`).
     pub data_dir: PathBuf,
-    /// Admin HTTP API listen address.
+    /// Admin HTTP API listen address (not used by media nodes).
+    #[serde(default)]
     pub admin_addr: String,
-    /// Node-to-node Raft listen address.
+    /// Node-to-node Raft listen address (not used by media nodes).
+    #[serde(default)]
     pub raft_addr: String,
-    /// SIP listen address (UDP and TCP), used once the SIP edge runs.
+    /// SIP listen address (UDP and TCP); no SIP edge when absent.
     #[serde(default)]
     pub sip_addr: Option<String>,
+    /// SIP edge settings.
+    #[serde(default)]
+    pub sip: SipSection,
     /// Initialise a new cluster with `peers` as its voters if this node's
     /// store is empty. Joiners set it to false and are added through the API.
     #[serde(default)]
@@ -103,6 +189,9 @@ pub struct NodeConfig {
     /// The operator account to create at bootstrap.
     #[serde(default)]
     pub operator: Option<OperatorSection>,
+    /// The media relay (required for role media).
+    #[serde(default)]
+    pub media: Option<MediaSection>,
 }
 
 impl NodeConfig {
@@ -125,13 +214,42 @@ impl NodeConfig {
         Ok(config)
     }
 
-    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+    /// Checks the rules a usable node needs; `origin` names the source.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid {
             path: origin.to_string(),
             reason,
         };
         if self.node_id == 0 {
             return Err(invalid("node_id must be greater than 0".into()));
+        }
+        if let Some(m) = &self.media {
+            if m.bind_ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!("media.bind_ip {:?} is not an IP address", m.bind_ip)));
+            }
+            if let Some(a) = &m.advertised_ip {
+                if a.parse::<std::net::IpAddr>().is_err() {
+                    return Err(invalid(format!("media.advertised_ip {a:?} is not an IP address")));
+                }
+            }
+            if let Some(a) = &m.control_addr {
+                if a.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(invalid(format!("media.control_addr {a:?} is not an ip:port address")));
+                }
+            }
+            if m.first_port == 0 || m.last_port < m.first_port.saturating_add(1) {
+                return Err(invalid(
+                    "media ports: 0 < first_port < last_port (a range of RTP/RTCP pairs)".into(),
+                ));
+            }
+        }
+        if self.role == Role::Media {
+            return match &self.media {
+                Some(m) if m.control_addr.is_some() => Ok(()),
+                _ => Err(invalid(
+                    "role = \"media\" needs a [media] section with control_addr".into(),
+                )),
+            };
         }
         for (name, addr) in [
             ("admin_addr", &self.admin_addr),
@@ -142,6 +260,42 @@ impl NodeConfig {
                     "{name} {addr:?} is not an ip:port address"
                 )));
             }
+        }
+        for (name, addr) in [
+            ("sip_addr", &self.sip_addr),
+            ("sip.ws_addr", &self.sip.ws_addr),
+        ] {
+            if let Some(addr) = addr {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(invalid(format!(
+                        "{name} {addr:?} is not an ip:port address"
+                    )));
+                }
+            }
+        }
+        if self.sip.ws_addr.is_some() && self.sip_addr.is_none() {
+            return Err(invalid("sip.ws_addr needs sip_addr as well".into()));
+        }
+        let sip = &self.sip;
+        if sip.rate_per_second == Some(0) || sip.burst == Some(0) {
+            return Err(invalid(
+                "sip.rate_per_second and sip.burst must be at least 1".into(),
+            ));
+        }
+        if sip.max_auth_failures == Some(0) {
+            return Err(invalid("sip.max_auth_failures must be at least 1".into()));
+        }
+        if let (Some(min), Some(max)) = (sip.min_expires_s, sip.max_expires_s) {
+            if min > max {
+                return Err(invalid(
+                    "sip.min_expires_s must not exceed sip.max_expires_s".into(),
+                ));
+            }
+        }
+        if sip.t1_ms == Some(0) || sip.keepalive_interval_s == Some(0) {
+            return Err(invalid(
+                "sip.t1_ms and sip.keepalive_interval_s must be at least 1".into(),
+            ));
         }
         if self.bootstrap {
             if !self.peers.iter().any(|p| p.id == self.node_id) {
@@ -165,6 +319,99 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The SIP server settings, when `sip_addr` is set.
+    pub fn sip_server(&self) -> Option<crate::sip_io::SipServerConfig> {
+        use crate::sip::digest::DigestConfig;
+        use crate::sip::edge::EdgeConfig;
+        use crate::sip::guard::GuardConfig;
+        use crate::sip::registrar::RegistrarConfig;
+        use crate::sip::transaction::TimerConfig;
+        use crate::sip_io::{SipServerConfig, StreamLimits};
+        use std::time::Duration;
+        let addr: std::net::SocketAddr = self.sip_addr.as_ref()?.parse().ok()?;
+        let s = &self.sip;
+        let (g, r, d, l) = (
+            GuardConfig::default(),
+            RegistrarConfig::default(),
+            DigestConfig::default(),
+            StreamLimits::default(),
+        );
+        let t1_ms = s.t1_ms.unwrap_or(TimerConfig::default().t1_ms);
+        let timers = TimerConfig {
+            t1_ms,
+            t2_ms: TimerConfig::default().t2_ms.max(t1_ms),
+            ..TimerConfig::default()
+        };
+        Some(SipServerConfig {
+            udp: Some(addr),
+            tcp: Some(addr),
+            ws: s.ws_addr.as_ref().and_then(|a| a.parse().ok()),
+            edge: EdgeConfig {
+                advertised_host: s
+                    .advertised_host
+                    .clone()
+                    .unwrap_or_else(|| addr.ip().to_string()),
+                advertised_port: addr.port(),
+                timers,
+                digest: DigestConfig {
+                    challenges: s.digest.unwrap_or_default(),
+                    nonce_ttl_ms: s.nonce_ttl_s.map_or(d.nonce_ttl_ms, |v| v * 1_000),
+                    ..d
+                },
+                guard: GuardConfig {
+                    rate_per_second: s.rate_per_second.unwrap_or(g.rate_per_second),
+                    burst: s.burst.unwrap_or(g.burst),
+                    max_auth_failures: s.max_auth_failures.unwrap_or(g.max_auth_failures),
+                    failure_window_ms: s
+                        .failure_window_s
+                        .map_or(g.failure_window_ms, |v| v * 1_000),
+                    ban_ms: s.ban_s.map_or(g.ban_ms, |v| v * 1_000),
+                    ..g
+                },
+                registrar: RegistrarConfig {
+                    min_expires_s: s.min_expires_s.unwrap_or(r.min_expires_s),
+                    max_expires_s: s.max_expires_s.unwrap_or(r.max_expires_s),
+                    default_expires_s: s
+                        .max_expires_s
+                        .unwrap_or(r.max_expires_s)
+                        .min(r.default_expires_s),
+                    max_contacts: s.max_contacts.unwrap_or(r.max_contacts),
+                    keepalive_interval_ms: s
+                        .keepalive_interval_s
+                        .map_or(r.keepalive_interval_ms, |v| v * 1_000),
+                },
+                ..EdgeConfig::default()
+            },
+            limits: StreamLimits {
+                max_connections: s.max_connections.unwrap_or(l.max_connections),
+                idle_timeout: s.idle_timeout_s.map_or(l.idle_timeout, Duration::from_secs),
+                message_deadline: s
+                    .message_deadline_s
+                    .map_or(l.message_deadline, Duration::from_secs),
+            },
+        })
+    }
+
+    /// The relay settings, when `[media]` is set.
+    pub fn relay(&self) -> Option<carillon_media::shell::RelayConfig> {
+        use carillon_media::shell::{RelayConfig, Threading};
+        let m = self.media.as_ref()?;
+        let mut config = RelayConfig::new(
+            m.bind_ip.parse().ok()?,
+            m.first_port,
+            m.last_port,
+            m.recordings_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("recordings")),
+        );
+        config.advertised_ip = m.advertised_ip.as_ref().and_then(|a| a.parse().ok());
+        config.control_addr = m.control_addr.as_ref().and_then(|a| a.parse().ok());
+        if m.dedicated_thread {
+            config.threading = Threading::Dedicated;
+        }
+        Some(config)
     }
 
     /// This node's addresses.
@@ -265,6 +512,18 @@ snapshot_every_entries = 500
             (
                 THREE.replace("[raft]", "[raft]\nheartbeat_interval_ms = 5000"),
                 "heartbeat <",
+            ),
+            (
+                format!("role = \"media\"\n{THREE}"),
+                "needs a [media] section",
+            ),
+            (
+                format!("{THREE}\n[media]\nbind_ip = \"127.0.0.1\"\nfirst_port = 40000\nlast_port = 30000\n"),
+                "media ports",
+            ),
+            (
+                format!("{THREE}\n[sip]\nrate_per_second = 0\n"),
+                "rate_per_second",
             ),
         ];
         for (text, expected) in cases {

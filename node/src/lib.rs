@@ -11,9 +11,16 @@
 //! - This crate holds no domain rules: what a call, queue or agent does is
 //!   decided in carillon-actors.
 //! - A node stops cleanly on SIGTERM: it stops serving, then stops Raft.
+//! - The SIP shell ([`sip_io`]) owns the edge in one task; transports reach
+//!   it through bounded queues; registrations are not replicated (each node
+//!   knows the phones registered to it) and reach the admin API through
+//!   [`sip_ledger::EdgePresence`].
 
 pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod running;
 pub mod sip;
+pub mod sip_io;
+pub mod sip_ledger;
+pub mod sip_metrics;

@@ -2,6 +2,9 @@
 //! operator account, started and stopped together.
 
 use crate::config::NodeConfig;
+use crate::sip_io::SipServer;
+use crate::sip_ledger::{EdgePresence, LedgerAccounts};
+use crate::sip_metrics::SipCollector;
 use anyhow::{Context, Result};
 use carillon_actors::ledger::Ledger;
 use carillon_admin::Admin;
@@ -31,6 +34,8 @@ pub struct RunningNode {
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     bootstrapper: Option<JoinHandle<()>>,
+    sip: Option<SipServer>,
+    relay: Option<carillon_media::shell::RelayHandle>,
 }
 
 impl RunningNode {
@@ -57,8 +62,34 @@ impl RunningNode {
                 .await
                 .context("initialise the cluster")?;
         }
-        let admin =
+        let sip = match config.sip_server() {
+            Some(sip_config) => {
+                let server = SipServer::start(sip_config, LedgerAccounts::new(consensus.clone()))
+                    .await
+                    .context("start the SIP edge")?;
+                registry
+                    .register(Box::new(SipCollector::new(
+                        server.snapshot(),
+                        server.counters(),
+                    )))
+                    .context("register SIP metrics")?;
+                Some(server)
+            }
+            None => None,
+        };
+        let relay = match config.relay() {
+            Some(relay_config) => Some(
+                carillon_media::shell::serve(relay_config)
+                    .await
+                    .context("start the media relay")?,
+            ),
+            None => None,
+        };
+        let mut admin =
             Admin::new(consensus.clone(), clock, registry).context("start the admin API")?;
+        if let Some(server) = &sip {
+            admin.set_presence(Arc::new(EdgePresence::new(server.registrations())));
+        }
         let listener = tokio::net::TcpListener::bind(&config.admin_addr)
             .await
             .with_context(|| format!("listen for the admin API on {}", config.admin_addr))?;
@@ -104,7 +135,14 @@ impl RunningNode {
             stop,
             server,
             bootstrapper,
+            sip,
+            relay,
         })
+    }
+
+    /// The SIP server, when `sip_addr` is configured.
+    pub fn sip(&self) -> Option<&SipServer> {
+        self.sip.as_ref()
     }
 
     /// The consensus handle.
@@ -131,6 +169,14 @@ impl RunningNode {
         let _ = self.stop.send(true);
         if let Some(task) = self.bootstrapper {
             task.abort();
+        }
+        if let Some(sip) = self.sip {
+            sip.stop().await;
+        }
+        if let Some(relay) = self.relay {
+            if let Err(e) = relay.shutdown().await {
+                tracing::warn!(error = %e, "the media relay did not stop cleanly");
+            }
         }
         let mut server = self.server;
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)

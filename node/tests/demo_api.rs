@@ -6,95 +6,9 @@
 
 mod common;
 
-use common::{free_port, password_of, Demo};
+use common::{free_port, password_of, Api, Demo};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
-
-struct Api {
-    http: reqwest::Client,
-    url: String,
-    log: PathBuf,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        token: Option<&str>,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => panic!(
-                "{path}: the demo does not answer ({e:?}); its log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            ),
-        };
-        let status = response.status().as_u16();
-        let is_problem = response
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-        let text = response.text().await.expect("body");
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status >= 400 {
-            assert!(
-                is_problem,
-                "{path}: an error is application/problem+json: {status} {value}"
-            );
-            assert!(
-                value["code"].is_string(),
-                "{path}: a problem has a code: {value}"
-            );
-        }
-        (status, value)
-    }
-
-    /// Waits until the API answers `/readyz` with 200 (a restarted demo needs a moment).
-    async fn wait_ready(&self) {
-        for _ in 0..300 {
-            if let Ok(response) = self.http.get(format!("{}/readyz", self.url)).send().await {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "the demo was not ready within 30 s; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    async fn login(&self, login: &str, password: &str) -> String {
-        for _ in 0..50 {
-            let (status, body) = self
-                .call(
-                    None,
-                    "POST",
-                    "/api/v1/auth/login",
-                    Some(json!({"login": login, "password": password})),
-                )
-                .await;
-            if status == 200 {
-                return body["token"].as_str().expect("token").to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{login} cannot log in");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_api_as_users_meet_it() {
@@ -389,6 +303,12 @@ async fn the_demo_api_as_users_meet_it() {
         (
             "GET",
             format!("{base}/devices"),
+            None,
+            [200, 200, 200, 200, 403, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/extensions"),
             None,
             [200, 200, 200, 200, 403, 403, 401],
         ),

@@ -5,6 +5,7 @@
 use super::{created, Created};
 use crate::access::{Area, Caller, Mode};
 use crate::extract::{Body, Id};
+use crate::presence::{Extension, ExtensionState};
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::write::created_id;
@@ -91,6 +92,41 @@ pub async fn list(
             t.devices()
                 .filter(|d| sees_device(&caller, t, d.spec.owner))
                 .map(DeviceView::from)
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// Extension state (D7) of every registering device the caller may see,
+/// with its current registrations on this node.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/extensions", tag = "devices", params(("tenant" = u64, Path)),
+    responses((status = 200, body = Vec<Extension>)), security(("bearer" = [])))]
+pub async fn extensions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(tenant): Id<TenantId>,
+) -> Result<Json<Vec<Extension>>, Problem> {
+    let mut registrations = app.presence.registrations(tenant);
+    app.read_tenant(&caller, tenant, Area::Devices, |t| {
+        Ok(Json(
+            t.devices()
+                .filter(|d| d.spec.kind.registers() && sees_device(&caller, t, d.spec.owner))
+                .map(|d| {
+                    let reg = registrations.remove(&d.id);
+                    Extension {
+                        device: d.id,
+                        name: d.spec.name.clone(),
+                        sip_username: d.spec.sip_username.clone(),
+                        short_number: d.spec.short_number.clone(),
+                        state: if reg.as_ref().is_some_and(|r| r.online) {
+                            ExtensionState::Online
+                        } else {
+                            ExtensionState::Unavailable
+                        },
+                        bindings: reg.map(|r| r.bindings).unwrap_or_default(),
+                    }
+                })
                 .collect(),
         ))
     })

@@ -4,7 +4,7 @@
 //! admin API like any client would. Credentials go to DIR/demo.json.
 
 use super::ctl::Api;
-use crate::config::{NodeConfig, Peer, RaftSection};
+use crate::config::{NodeConfig, Peer, RaftSection, Role, SipSection};
 use crate::running::{shutdown_signal, OperatorCredentials, RunningNode};
 use anyhow::{bail, Context, Result};
 use rand::Rng as _;
@@ -25,6 +25,10 @@ pub struct DemoArgs {
     pub raft_addr: String,
     /// SIP address.
     pub sip_addr: String,
+    /// SIP over WebSocket address.
+    pub ws_addr: String,
+    /// `[sip]` settings as `key=value`.
+    pub sip_options: Vec<String>,
 }
 
 /// A panel login of the demo.
@@ -56,8 +60,11 @@ pub struct DemoSipAccount {
 pub struct DemoFile {
     /// Admin API base URL.
     pub admin_url: String,
-    /// SIP address (UDP and TCP) once the SIP edge listens.
+    /// SIP address (UDP and TCP) the demo listens on.
     pub sip_addr: String,
+    /// SIP over WebSocket URL (RFC 7118).
+    #[serde(default)]
+    pub sip_ws_url: String,
     /// The sample tenant's id.
     pub tenant_id: u64,
     /// The sample tenant's SIP domain.
@@ -96,11 +103,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .and_then(|d| d.users.first().map(|u| u.password.clone()))
         .unwrap_or_else(demo_password);
     let config = NodeConfig {
+        role: Role::Full,
         node_id: 1,
         data_dir,
         admin_addr: args.admin_addr.clone(),
         raft_addr: args.raft_addr.clone(),
         sip_addr: Some(args.sip_addr.clone()),
+        sip: sip_section(&args.ws_addr, &args.sip_options)?,
         bootstrap: true,
         peers: vec![Peer {
             id: 1,
@@ -109,7 +118,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }],
         raft: RaftSection::default(),
         operator: None,
+        media: None,
     };
+    config.validate("carillon demo")?;
     let operator = OperatorCredentials {
         login: "operator".into(),
         password: operator_password.clone(),
@@ -117,22 +128,45 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut node = RunningNode::start(&config, Some(operator)).await?;
     node.bootstrapped().await;
     let admin_url = format!("http://{}", args.admin_addr);
-    let demo = match existing {
+    let mut demo = match existing {
         Some(demo) => demo,
         None => {
             let api = Api::new(&admin_url, None)?;
             let api = wait_for_login(&api, "operator", &operator_password).await?;
-            let demo = seed(&api, &admin_url, &args.sip_addr, &operator_password).await?;
-            let text = serde_json::to_string_pretty(&demo)?;
-            std::fs::write(&demo_json, text)
-                .with_context(|| format!("write {}", demo_json.display()))?;
-            demo
+            seed(&api, &admin_url, &args.sip_addr, &operator_password).await?
         }
     };
+    // The addresses actually bound (a port of 0 picks a free one).
+    if let Some(sip) = node.sip() {
+        if let Some(udp) = sip.udp_addr {
+            demo.sip_addr = udp.to_string();
+        }
+        if let Some(ws) = sip.ws_addr {
+            demo.sip_ws_url = format!("ws://{ws}");
+        }
+    }
+    let text = serde_json::to_string_pretty(&demo)?;
+    let partial = demo_json.with_extension("json.partial");
+    std::fs::write(&partial, text).with_context(|| format!("write {}", partial.display()))?;
+    std::fs::rename(&partial, &demo_json)
+        .with_context(|| format!("write {}", demo_json.display()))?;
     print_demo(&demo, &demo_json);
     shutdown_signal().await?;
     node.stop().await;
     Ok(())
+}
+
+/// The `[sip]` section of the demo: WebSocket on `ws_addr`, plus
+/// `key=value` settings checked like a configuration file's.
+fn sip_section(ws_addr: &str, options: &[String]) -> Result<SipSection> {
+    let mut text = format!("ws_addr = {ws_addr:?}\n");
+    for option in options {
+        let (key, value) = option
+            .split_once('=')
+            .with_context(|| format!("--sip-option {option:?} is not KEY=VALUE"))?;
+        text.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
+    }
+    toml::from_str(&text).with_context(|| format!("--sip-option: {}", options.join(" ")))
 }
 
 async fn wait_for_login(api: &Api, login: &str, password: &str) -> Result<Api> {
@@ -397,6 +431,7 @@ async fn seed(
     Ok(DemoFile {
         admin_url: admin_url.to_string(),
         sip_addr: sip_addr.to_string(),
+        sip_ws_url: String::new(),
         tenant_id: t,
         sip_domain: sip_domain.into(),
         users,
@@ -411,6 +446,10 @@ fn print_demo(demo: &DemoFile, path: &std::path::Path) {
         demo.admin_url, demo.admin_url
     );
     println!("  metrics:    {}/metrics", demo.admin_url);
+    println!(
+        "  SIP:        udp/tcp {}  websocket {}  (REGISTER to sip:{})",
+        demo.sip_addr, demo.sip_ws_url, demo.sip_domain
+    );
     println!(
         "  tenant:     {} (SIP domain {})",
         demo.tenant_id, demo.sip_domain

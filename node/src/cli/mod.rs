@@ -45,6 +45,13 @@ pub enum Command {
         /// SIP address (UDP and TCP).
         #[arg(long, default_value = "127.0.0.1:5060")]
         sip_addr: String,
+        /// SIP over WebSocket address (RFC 7118).
+        #[arg(long, default_value = "127.0.0.1:5066")]
+        ws_addr: String,
+        /// A SIP edge setting, as in the `[sip]` section of a node's
+        /// configuration file (for example `ban_s=30`); repeatable.
+        #[arg(long = "sip-option", value_name = "KEY=VALUE")]
+        sip_options: Vec<String>,
         /// Log line format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -76,6 +83,8 @@ pub fn main(cli: Cli) -> ExitCode {
                 admin_addr,
                 raft_addr,
                 sip_addr,
+                ws_addr,
+                sip_options,
                 log_format,
             } => {
                 logging::init(log_format);
@@ -84,6 +93,8 @@ pub fn main(cli: Cli) -> ExitCode {
                     admin_addr,
                     raft_addr,
                     sip_addr,
+                    ws_addr,
+                    sip_options,
                 })
                 .await
             }

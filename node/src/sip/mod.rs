@@ -10,8 +10,17 @@
 //! - [`transaction`]: the four transaction machines of RFC 3261 section 17
 //!   and transaction keys.
 //! - [`dialog`]: dialog state of RFC 3261 section 12.
+//! - [`digest`]: digest authentication (RFC 7616, RFC 8760).
+//! - [`guard`]: per-source rate limits and authentication-failure bans.
+//! - [`registrar`]: bindings, expiry, extension state (D7).
+//! - [`edge`]: what the node does with each message: transactions,
+//!   registrar, keepalives, protection. The I/O shell is [`crate::sip_io`].
 
 pub mod dialog;
+pub mod digest;
+pub mod edge;
+pub mod guard;
 pub mod message;
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,6 +24,11 @@ pub struct Demo {
 
 impl Demo {
     pub fn start(dir: &Path, admin: u16, raft: u16) -> Demo {
+        Self::start_with(dir, admin, raft, &[])
+    }
+
+    /// Starts a demo with extra command-line arguments (e.g. `--sip-option`).
+    pub fn start_with(dir: &Path, admin: u16, raft: u16, extra: &[&str]) -> Demo {
         let log = dir.join(format!("demo-{admin}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let printout =
@@ -37,7 +42,8 @@ impl Demo {
                 "--raft-addr",
                 &format!("127.0.0.1:{raft}"),
             ])
-            .args(["--sip-addr", "127.0.0.1:0"])
+            .args(["--sip-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(printout)
             .stderr(file)
@@ -48,6 +54,15 @@ impl Demo {
             url: format!("http://127.0.0.1:{admin}"),
             dir: dir.to_path_buf(),
             log,
+        }
+    }
+
+    /// An API client for this demo.
+    pub fn api(&self) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            url: self.url.clone(),
+            log: self.log.clone(),
         }
     }
 
@@ -97,4 +112,89 @@ pub fn password_of(demo: &Value, login: &str) -> String {
         .as_str()
         .expect("password")
         .to_string()
+}
+
+/// A client of a demo's admin API that checks every error is a problem.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "{path}: the demo does not answer ({e:?}); its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            ),
+        };
+        let status = response.status().as_u16();
+        let is_problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        let text = response.text().await.expect("body");
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            assert!(
+                is_problem,
+                "{path}: an error is application/problem+json: {status} {value}"
+            );
+            assert!(
+                value["code"].is_string(),
+                "{path}: a problem has a code: {value}"
+            );
+        }
+        (status, value)
+    }
+
+    /// Waits until the API answers `/readyz` with 200 (a restarted demo needs a moment).
+    pub async fn wait_ready(&self) {
+        for _ in 0..300 {
+            if let Ok(response) = self.http.get(format!("{}/readyz", self.url)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the demo was not ready within 30 s; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> String {
+        for _ in 0..50 {
+            let (status, body) = self
+                .call(
+                    None,
+                    "POST",
+                    "/api/v1/auth/login",
+                    Some(json!({"login": login, "password": password})),
+                )
+                .await;
+            if status == 200 {
+                return body["token"].as_str().expect("token").to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{login} cannot log in");
+    }
 }

@@ -1,0 +1,636 @@
+//! The SIP edge's I/O shell: UDP, TCP and WebSocket (RFC 7118) transports
+//! around the sans-IO [`Edge`]. One task owns the edge; transports hand it
+//! messages through a bounded queue and it answers through the UDP socket or
+//! each connection's bounded writer queue.
+//!
+//! Stream limits (TCP and WebSocket): at most `max_connections` at once
+//! (further connections are closed at accept); a connection idle for
+//! `idle_timeout` is closed; a message must arrive whole within
+//! `message_deadline` of its first byte (slow senders are cut off); a
+//! message larger than [`MAX_MESSAGE_BYTES`] or a framing error closes the
+//! connection, after a stateless 400 when one can be built. A connection
+//! whose writer queue is full (a peer that does not read) is closed. None of
+//! this affects other connections.
+//!
+//! Invariants: the edge is touched by one task only; every queue is
+//! bounded; the clock is read here and passed in as milliseconds since the
+//! server started.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::sip::edge::{udp_flow, Accounts, Edge, EdgeConfig, EdgeStats, Transmit};
+use crate::sip::message::{frame_stream, reject_response, Framing, MAX_MESSAGE_BYTES};
+use crate::sip::registrar::{DeviceKey, DeviceRegistration, Flow, FlowTransport};
+
+/// Registrations by device, as last published by the edge.
+pub type Registrations = Arc<std::collections::BTreeMap<DeviceKey, DeviceRegistration>>;
+
+/// Limits of stream transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Most TCP plus WebSocket connections at once.
+    pub max_connections: usize,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// A message must be complete this long after its first byte.
+    pub message_deadline: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(600),
+            message_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct SipServerConfig {
+    /// UDP address.
+    pub udp: Option<SocketAddr>,
+    /// TCP address.
+    pub tcp: Option<SocketAddr>,
+    /// WebSocket address (HTTP upgrade with subprotocol `sip`).
+    pub ws: Option<SocketAddr>,
+    /// The core's settings.
+    pub edge: EdgeConfig,
+    /// Stream limits.
+    pub limits: StreamLimits,
+}
+
+/// Events from transports to the edge task.
+#[derive(Debug)]
+enum Event {
+    Connected {
+        id: u64,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    Message {
+        flow: Flow,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        id: u64,
+    },
+}
+
+/// Counters kept by the shell (the edge keeps its own).
+#[derive(Debug, Default)]
+pub struct ShellCounters {
+    /// Stream connections accepted.
+    pub connections_accepted: AtomicU64,
+    /// Stream connections refused at the limit.
+    pub connections_refused: AtomicU64,
+    /// Connections closed for idleness, slowness, size or framing.
+    pub connections_cut: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+}
+
+/// What the edge task publishes for views and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeSnapshot {
+    /// Edge counters.
+    pub stats: EdgeStats,
+    /// Bindings held.
+    pub bindings: usize,
+    /// Sources banned now.
+    pub banned_sources: usize,
+    /// Requests refused by the rate limit.
+    pub rate_limited: u64,
+    /// Server and client transactions alive.
+    pub transactions: (usize, usize),
+}
+
+/// A running SIP server.
+#[derive(Debug)]
+pub struct SipServer {
+    /// Bound addresses (UDP, TCP, WebSocket).
+    pub udp_addr: Option<SocketAddr>,
+    /// Bound TCP address.
+    pub tcp_addr: Option<SocketAddr>,
+    /// Bound WebSocket address.
+    pub ws_addr: Option<SocketAddr>,
+    registrations: watch::Receiver<Registrations>,
+    snapshot: watch::Receiver<EdgeSnapshot>,
+    counters: Arc<ShellCounters>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SipServer {
+    /// Binds the configured transports and starts the edge.
+    pub async fn start<A>(config: SipServerConfig, accounts: A) -> Result<SipServer>
+    where
+        A: Accounts + Send + 'static,
+    {
+        let (events_tx, events_rx) = mpsc::channel::<Event>(8_192);
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(ShellCounters::default());
+        let mut tasks = Vec::new();
+        let udp = match config.udp {
+            Some(addr) => Some(Arc::new(
+                UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("bind SIP UDP on {addr}"))?,
+            )),
+            None => None,
+        };
+        let udp_addr = match &udp {
+            Some(s) => Some(s.local_addr()?),
+            None => None,
+        };
+        let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+        let next_id = Arc::new(AtomicU64::new(1));
+        let mut tcp_addr = None;
+        if let Some(mut addr) = config.tcp {
+            // Port 0 for both: TCP takes the port UDP got, so that one
+            // address serves both (as a phone expects).
+            if let (0, Some(udp)) = (addr.port(), udp_addr) {
+                if config.udp.is_some_and(|u| u.ip() == addr.ip()) {
+                    addr.set_port(udp.port());
+                }
+            }
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind SIP TCP on {addr}"))?;
+            tcp_addr = Some(listener.local_addr()?);
+            tasks.push(tokio::spawn(accept_tcp(
+                listener,
+                events_tx.clone(),
+                slots.clone(),
+                next_id.clone(),
+                counters.clone(),
+                config.limits,
+                stop_rx.clone(),
+            )));
+        }
+        let mut ws_addr = None;
+        if let Some(addr) = config.ws {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind SIP WebSocket on {addr}"))?;
+            ws_addr = Some(listener.local_addr()?);
+            let shared = WsShared {
+                events: events_tx.clone(),
+                slots: slots.clone(),
+                next_id: next_id.clone(),
+                counters: counters.clone(),
+                limits: config.limits,
+            };
+            let app = axum::Router::new()
+                .route("/", get(ws_upgrade))
+                .with_state(shared);
+            let mut stopped = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+                {
+                    tracing::error!(error = %e, "SIP WebSocket listener failed");
+                }
+            }));
+        }
+        let (reg_tx, registrations) = watch::channel(Registrations::default());
+        let (snap_tx, snapshot) = watch::channel(EdgeSnapshot::default());
+        let (seed, key) = entropy();
+        let edge = Edge::new(config.edge, accounts, seed, key);
+        tasks.push(tokio::spawn(run_edge(
+            edge, udp, events_rx, reg_tx, snap_tx, stop_rx,
+        )));
+        drop(events_tx);
+        tracing::info!(?udp_addr, ?tcp_addr, ?ws_addr, "SIP edge listening");
+        Ok(SipServer {
+            udp_addr,
+            tcp_addr,
+            ws_addr,
+            registrations,
+            snapshot,
+            counters,
+            stop,
+            tasks,
+        })
+    }
+
+    /// A receiver of registration snapshots (for the admin API).
+    pub fn registrations(&self) -> watch::Receiver<Registrations> {
+        self.registrations.clone()
+    }
+
+    /// A receiver of edge counters (for metrics).
+    pub fn snapshot(&self) -> watch::Receiver<EdgeSnapshot> {
+        self.snapshot.clone()
+    }
+
+    /// The shell's counters.
+    pub fn counters(&self) -> Arc<ShellCounters> {
+        self.counters.clone()
+    }
+
+    /// Stops every transport and the edge.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a SIP task did not stop within 2 s");
+            }
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // The shell is where randomness is drawn.
+fn entropy() -> (u64, [u8; 32]) {
+    (rand::random(), rand::random())
+}
+
+#[allow(clippy::disallowed_methods)] // The shell is where the clock is read.
+fn clock() -> Instant {
+    Instant::now()
+}
+
+async fn run_edge<A: Accounts>(
+    mut edge: Edge<A>,
+    udp: Option<Arc<UdpSocket>>,
+    mut events: mpsc::Receiver<Event>,
+    registrations: watch::Sender<Registrations>,
+    snapshot: watch::Sender<EdgeSnapshot>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let start = clock();
+    let now_ms =
+        |at: Instant| u64::try_from(at.duration_since(start).as_millis()).unwrap_or(u64::MAX);
+    let mut writers: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut out: Vec<Transmit> = Vec::new();
+    let mut buf = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    let mut last_publish = start;
+    let housekeeping = Duration::from_millis(edge.housekeeping_interval_ms());
+    loop {
+        let next = edge
+            .next_deadline()
+            .map(|ms| start + Duration::from_millis(ms))
+            .unwrap_or_else(|| clock() + housekeeping)
+            .min(clock() + housekeeping);
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            received = recv_udp(udp.as_deref(), &mut buf) => {
+                if let Some((n, source)) = received {
+                    let now = now_ms(clock());
+                    edge.on_message(now, udp_flow(source), &buf[..n], &mut out);
+                    // Drain what else is queued without going back to select.
+                    if let Some(socket) = udp.as_deref() {
+                        for _ in 0..64 {
+                            match socket.try_recv_from(&mut buf) {
+                                Ok((n, source)) => edge.on_message(now, udp_flow(source), &buf[..n], &mut out),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            }
+            event = events.recv() => match event {
+                Some(Event::Connected { id, writer }) => { writers.insert(id, writer); }
+                Some(Event::Message { flow, bytes }) => edge.on_message(now_ms(clock()), flow, &bytes, &mut out),
+                Some(Event::Closed { id }) => {
+                    writers.remove(&id);
+                    edge.connection_closed(now_ms(clock()), id, &mut out);
+                }
+                None => {}
+            },
+            _ = tokio::time::sleep_until(next) => edge.on_tick(now_ms(clock()), &mut out),
+        }
+        for t in out.drain(..) {
+            match (t.flow.transport, t.flow.connection) {
+                (FlowTransport::Udp, _) => {
+                    if let Some(socket) = udp.as_deref() {
+                        if let Err(e) = socket.send_to(&t.bytes, t.flow.remote).await {
+                            tracing::debug!(error = %e, to = %t.flow.remote, "SIP UDP send failed");
+                        }
+                    }
+                }
+                (_, Some(id)) => {
+                    let full = writers.get(&id).map(|w| w.try_send(t.bytes).is_err());
+                    if full == Some(true) {
+                        // A peer that does not read: drop its writer, which
+                        // closes the connection.
+                        writers.remove(&id);
+                    }
+                }
+                (_, None) => {}
+            }
+        }
+        let now = clock();
+        if now.duration_since(last_publish) >= Duration::from_millis(100) {
+            last_publish = now;
+            let ms = now_ms(now);
+            if let Some(regs) = edge.registrations_if_changed(ms) {
+                let _ = registrations.send(Arc::new(regs));
+            }
+            let (servers, clients) = edge.transactions();
+            let _ = snapshot.send(EdgeSnapshot {
+                stats: edge.stats().clone(),
+                bindings: edge.binding_count(),
+                banned_sources: edge.guard().banned_sources(ms),
+                rate_limited: edge.guard().rate_limited_total,
+                transactions: (servers, clients),
+            });
+        }
+    }
+}
+
+async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => match s.recv_from(buf).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // ICMP port unreachable and the like: keep serving.
+                tracing::debug!(error = %e, "SIP UDP receive error");
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    events: mpsc::Sender<Event>,
+    slots: Arc<Semaphore>,
+    next_id: Arc<AtomicU64>,
+    counters: Arc<ShellCounters>,
+    limits: StreamLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            a = listener.accept() => a,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        counters
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let events = events.clone();
+        let counters = counters.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            counters.connections_open.fetch_add(1, Ordering::Relaxed);
+            serve_tcp(stream, remote, id, events, &counters, limits, stop).await;
+            counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+/// Why a stream connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Closed,
+    Cut(&'static str),
+}
+
+async fn serve_tcp(
+    stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+    events: mpsc::Sender<Event>,
+    counters: &ShellCounters,
+    limits: StreamLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    if events
+        .send(Event::Connected {
+            id,
+            writer: tx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let flow = Flow {
+        transport: FlowTransport::Tcp,
+        remote,
+        connection: Some(id),
+    };
+    let mut buffer: Vec<u8> = Vec::with_capacity(4_096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut message_started: Option<Instant> = None;
+    let end = loop {
+        let deadline = match message_started {
+            Some(t) => (t + limits.message_deadline).min(clock() + limits.idle_timeout),
+            None => clock() + limits.idle_timeout,
+        };
+        let read = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break End::Closed,
+            r = tokio::time::timeout_at(deadline, reader.read(&mut chunk)) => r,
+        };
+        let n = match read {
+            Err(_) if message_started.is_some() => break End::Cut("message not complete in time"),
+            Err(_) => break End::Cut("idle"),
+            Ok(Err(_)) | Ok(Ok(0)) => break End::Closed,
+            Ok(Ok(n)) => n,
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+        let mut cut = None;
+        loop {
+            match frame_stream(&buffer) {
+                Ok(Framing::Incomplete) => {
+                    if buffer.is_empty() {
+                        message_started = None;
+                    } else if message_started.is_none() {
+                        message_started = Some(clock());
+                    }
+                    break;
+                }
+                Ok(Framing::KeepAlive { len }) => {
+                    // RFC 5626 3.5.1: a double CRLF ping gets a CRLF pong.
+                    if len >= 4 {
+                        let _ = tx.try_send(b"\r\n".to_vec());
+                    }
+                    buffer.drain(..len);
+                }
+                Ok(Framing::Complete { len }) => {
+                    let bytes: Vec<u8> = buffer.drain(..len).collect();
+                    message_started = None;
+                    if events.send(Event::Message { flow, bytes }).await.is_err() {
+                        cut = Some(End::Closed);
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let tag = format!("{id:x}");
+                    if let Some(answer) = reject_response(&buffer, &error, &tag) {
+                        let _ = tx.try_send(answer.to_bytes());
+                    }
+                    tracing::debug!(%remote, %error, "SIP TCP framing error; closing");
+                    cut = Some(End::Cut("framing error or oversize message"));
+                    break;
+                }
+            }
+        }
+        if let Some(end) = cut {
+            break end;
+        }
+    };
+    if let End::Cut(why) = end {
+        counters.connections_cut.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%remote, why, "SIP TCP connection cut");
+    }
+    drop(tx);
+    let _ = events.send(Event::Closed { id }).await;
+    // The edge drops its writer on Closed; the write task then ends.
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_task).await;
+}
+
+#[derive(Clone)]
+struct WsShared {
+    events: mpsc::Sender<Event>,
+    slots: Arc<Semaphore>,
+    next_id: Arc<AtomicU64>,
+    counters: Arc<ShellCounters>,
+    limits: StreamLimits,
+}
+
+async fn ws_upgrade(
+    axum::extract::State(shared): axum::extract::State<WsShared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> axum::response::Response {
+    let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+        shared
+            .counters
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "SIP WebSocket connection limit reached",
+        )
+            .into_response();
+    };
+    let upgrade = upgrade
+        .protocols(["sip"])
+        .max_message_size(MAX_MESSAGE_BYTES);
+    upgrade.on_upgrade(move |socket| async move {
+        shared
+            .counters
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .counters
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        serve_ws(socket, remote, id, &shared).await;
+        shared
+            .counters
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+    })
+}
+
+async fn serve_ws(mut socket: WebSocket, remote: SocketAddr, id: u64, shared: &WsShared) {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    if shared
+        .events
+        .send(Event::Connected { id, writer: tx })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let flow = Flow {
+        transport: FlowTransport::Ws,
+        remote,
+        connection: Some(id),
+    };
+    let cut = loop {
+        tokio::select! {
+            outgoing = rx.recv() => match outgoing {
+                Some(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                        break false;
+                    }
+                }
+                None => break false,
+            },
+            incoming = tokio::time::timeout(shared.limits.idle_timeout, socket.recv()) => match incoming {
+                Err(_) => break true,
+                Ok(None) | Ok(Some(Err(_))) => break false,
+                Ok(Some(Ok(WsMessage::Text(t)))) => {
+                    let bytes = t.as_bytes().to_vec();
+                    if shared.events.send(Event::Message { flow, bytes }).await.is_err() {
+                        break false;
+                    }
+                }
+                Ok(Some(Ok(WsMessage::Binary(b)))) => {
+                    if shared.events.send(Event::Message { flow, bytes: b.to_vec() }).await.is_err() {
+                        break false;
+                    }
+                }
+                Ok(Some(Ok(WsMessage::Close(_)))) => break false,
+                Ok(Some(Ok(_))) => {}
+            },
+        }
+    };
+    if cut {
+        shared
+            .counters
+            .connections_cut
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = shared.events.send(Event::Closed { id }).await;
+}
