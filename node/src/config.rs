@@ -225,16 +225,23 @@ impl NodeConfig {
         }
         if let Some(m) = &self.media {
             if m.bind_ip.parse::<std::net::IpAddr>().is_err() {
-                return Err(invalid(format!("media.bind_ip {:?} is not an IP address", m.bind_ip)));
+                return Err(invalid(format!(
+                    "media.bind_ip {:?} is not an IP address",
+                    m.bind_ip
+                )));
             }
             if let Some(a) = &m.advertised_ip {
                 if a.parse::<std::net::IpAddr>().is_err() {
-                    return Err(invalid(format!("media.advertised_ip {a:?} is not an IP address")));
+                    return Err(invalid(format!(
+                        "media.advertised_ip {a:?} is not an IP address"
+                    )));
                 }
             }
             if let Some(a) = &m.control_addr {
                 if a.parse::<std::net::SocketAddr>().is_err() {
-                    return Err(invalid(format!("media.control_addr {a:?} is not an ip:port address")));
+                    return Err(invalid(format!(
+                        "media.control_addr {a:?} is not an ip:port address"
+                    )));
                 }
             }
             if m.first_port == 0 || m.last_port < m.first_port.saturating_add(1) {

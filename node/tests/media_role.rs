@@ -77,7 +77,10 @@ async fn a_media_node_serves_the_relay_control_api_and_stops_on_sigterm() {
         .and_then(|r| r.split(' ').next())
         .and_then(|p| p.parse().ok())
         .expect("an audio port");
-    assert!((35000..=35099).contains(&port), "from the configured pool: {port}");
+    assert!(
+        (35000..=35099).contains(&port),
+        "from the configured pool: {port}"
+    );
     let load: Value = http
         .get(format!("{base}/load"))
         .send()
@@ -117,8 +120,11 @@ async fn a_media_node_serves_the_relay_control_api_and_stops_on_sigterm() {
 fn a_media_node_without_its_section_is_refused_with_the_rule() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "role = \"media\"\nnode_id = 2\ndata_dir = \"/tmp/x\"\n")
-        .expect("config");
+    std::fs::write(
+        &config,
+        "role = \"media\"\nnode_id = 2\ndata_dir = \"/tmp/x\"\n",
+    )
+    .expect("config");
     let out = Command::new(env!("CARGO_BIN_EXE_carillon"))
         .args(["node", "--config"])
         .arg(&config)
@@ -126,5 +132,8 @@ fn a_media_node_without_its_section_is_refused_with_the_rule() {
         .expect("run");
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("needs a [media] section with control_addr"), "{text}");
+    assert!(
+        text.contains("needs a [media] section with control_addr"),
+        "{text}"
+    );
 }
