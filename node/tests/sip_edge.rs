@@ -219,6 +219,28 @@ fn authorization(user: &str, password: &str, algorithm: Algorithm, nonce: &str, 
     )
 }
 
+impl Harness {
+    /// REGISTER `first` without credentials, take the challenge of
+    /// `algorithm` from the 401, then send `then` answering it with
+    /// `password`: the second request (credentials filled in) and its
+    /// answer.
+    fn register_answering(
+        &mut self,
+        from: SocketAddr,
+        first: Register<'static>,
+        mut then: Register<'static>,
+        password: &str,
+        algorithm: Algorithm,
+    ) -> (Register<'static>, Message<'static>) {
+        let r = self.ask(from, &first.text());
+        assert_eq!(status_reason(&r).0, 401, "{r:?}");
+        let (nonce, _) = challenge(&r, algorithm.token());
+        then.auth = Some(authorization(then.user, password, algorithm, &nonce, 1));
+        let answer = self.ask(from, &then.text());
+        (then, answer)
+    }
+}
+
 #[test]
 fn registers_with_md5_and_sha256_then_unregisters_with_star() {
     let mut h = Harness::new(EdgeConfig::default());
@@ -241,33 +263,27 @@ fn registers_with_md5_and_sha256_then_unregisters_with_star() {
     assert_eq!(contacts(&ok), ["<sip:1001@127.0.0.1:5070>;expires=600"]);
     assert_eq!(h.state(1), ExtensionState::Online);
 
-    // The second account with MD5, on the same nonce family.
-    let r = h.ask(phone, &register("1002", "z9hG4bK-b1", 1).text());
-    let (nonce, _) = challenge(&r, "MD5");
-    let mut reg = register("1002", "z9hG4bK-b2", 2);
-    reg.auth = Some(authorization(
-        "1002",
+    // The second account with MD5.
+    let (_, ok) = h.register_answering(
+        phone,
+        register("1002", "z9hG4bK-b1", 1),
+        register("1002", "z9hG4bK-b2", 2),
         "Right-Pass-2",
         Algorithm::Md5,
-        &nonce,
-        1,
-    ));
-    assert_eq!(status_reason(&h.ask(phone, &reg.text())).0, 200);
+    );
+    assert_eq!(status_reason(&ok).0, 200);
 
     // `*` with Expires: 0 removes every binding of 1001.
-    let r = h.ask(phone, &register("1001", "z9hG4bK-a3", 3).text());
-    let (nonce, _) = challenge(&r, "MD5");
     let mut star = register("1001", "z9hG4bK-a4", 4);
     star.contact = "*";
     star.expires = Some(0);
-    star.auth = Some(authorization(
-        "1001",
+    let (_, ok) = h.register_answering(
+        phone,
+        register("1001", "z9hG4bK-a3", 3),
+        star,
         "Right-Pass-1",
         Algorithm::Md5,
-        &nonce,
-        1,
-    ));
-    let ok = h.ask(phone, &star.text());
+    );
     assert_eq!(status_reason(&ok).0, 200);
     assert!(contacts(&ok).is_empty());
     assert_eq!(h.state(1), ExtensionState::Unavailable);
@@ -297,17 +313,21 @@ fn a_retransmitted_request_gets_the_same_answer_and_the_transaction_ends_after_t
 fn replayed_nonce_counts_stale_nonces_and_wrong_passwords() {
     let mut h = Harness::new(EdgeConfig::default());
     let phone = source(2, 5070);
-    let r = h.ask(phone, &register("1001", "z9hG4bK-1", 1).text());
-    let (nonce, _) = challenge(&r, "MD5");
-    let mut reg = register("1001", "z9hG4bK-2", 2);
-    reg.auth = Some(authorization(
-        "1001",
+    let (mut reg, ok) = h.register_answering(
+        phone,
+        register("1001", "z9hG4bK-1", 1),
+        register("1001", "z9hG4bK-2", 2),
         "Right-Pass-1",
         Algorithm::Md5,
-        &nonce,
-        1,
-    ));
-    assert_eq!(status_reason(&h.ask(phone, &reg.text())).0, 200);
+    );
+    assert_eq!(status_reason(&ok).0, 200);
+    let nonce = reg
+        .auth
+        .as_deref()
+        .and_then(|a| a.split("nonce=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .expect("nonce")
+        .to_string();
     // The same credentials again under a new branch: a replay.
     reg.branch = "z9hG4bK-3";
     reg.cseq = 3;
@@ -638,17 +658,14 @@ fn keepalives_find_a_dead_phone_and_its_next_request_revives_it() {
         ..EdgeConfig::default()
     });
     let phone = source(2, 5070);
-    let r = h.ask(phone, &register("1001", "z9hG4bK-k1", 1).text());
-    let (nonce, _) = challenge(&r, "MD5");
-    let mut reg = register("1001", "z9hG4bK-k2", 2);
-    reg.auth = Some(authorization(
-        "1001",
+    let (_, ok) = h.register_answering(
+        phone,
+        register("1001", "z9hG4bK-k1", 1),
+        register("1001", "z9hG4bK-k2", 2),
         "Right-Pass-1",
         Algorithm::Md5,
-        &nonce,
-        1,
-    ));
-    assert_eq!(status_reason(&h.ask(phone, &reg.text())).0, 200);
+    );
+    assert_eq!(status_reason(&ok).0, 200);
     assert_eq!(h.state(1), ExtensionState::Online);
     // At 5 s an OPTIONS goes to the phone's source address.
     let out = h.tick(5_000);
