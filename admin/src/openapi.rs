@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
@@ -34,12 +34,25 @@ struct ApiDoc;
 /// The full router with `/api/v1/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let (router, document) = api().split_for_parts();
-    let document = finish(document);
+    // Serialised once: the handler is cloned for every connection and
+    // request, and a cloned `Document` is a deep copy of the whole tree.
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&finish(document))
+            .expect("the OpenAPI document is plain data and always serialises"),
+    );
     let metrics = state.http_metrics.clone();
     router
         .route(
             "/api/v1/openapi.json",
-            get(move || async move { Json(document) }),
+            get(move || {
+                let body = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
