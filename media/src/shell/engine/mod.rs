@@ -136,11 +136,20 @@ impl Engine {
     /// Runs until shut down (or every control handle is gone).
     pub(crate) async fn run(mut self) {
         let mut next_tick_ms = self.clock.now_ms() + PLAYOUT_TICK_MS;
+        // The core's next due time scans every session; it is computed again only after
+        // what can move it earlier than the periodic tick in practice: a control request
+        // (playout, DTMF to send) and a tick. Datagrams are not waited for: the one timer
+        // they arm (a DTMF event's 500 ms end timeout) is then seen at the next periodic
+        // tick, at most PLAYOUT_TICK_MS late. (Scanning on every wake cost ~13 % of the
+        // relay's CPU at 350 calls.)
+        let mut core_due_ms: Option<u64> = None;
+        let mut core_due_stale = true;
         loop {
-            let due_ms = self
-                .relay
-                .next_timer_ms()
-                .map_or(next_tick_ms, |t| t.min(next_tick_ms));
+            if core_due_stale {
+                core_due_ms = self.relay.next_timer_ms();
+                core_due_stale = false;
+            }
+            let due_ms = core_due_ms.map_or(next_tick_ms, |t| t.min(next_tick_ms));
             let deadline = self.clock.instant_at(due_ms);
             tokio::select! {
                 biased;
@@ -151,7 +160,10 @@ impl Engine {
                         let _ = done.send(());
                         return;
                     }
-                    Some(request) => self.on_request(request).await,
+                    Some(request) => {
+                        self.on_request(request).await;
+                        core_due_stale = true;
+                    }
                     None => {
                         self.close_all("relay: control handles dropped");
                         return;
@@ -166,6 +178,7 @@ impl Engine {
                 () = tokio::time::sleep_until(deadline) => {
                     let now_ms = self.clock.now_ms();
                     self.on_tick(now_ms);
+                    core_due_stale = true;
                     if now_ms >= next_tick_ms {
                         next_tick_ms = now_ms + PLAYOUT_TICK_MS;
                     }

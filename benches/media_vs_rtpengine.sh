@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Relayed G.711 calls per core: Carillon's media relay (one relay thread,
+# `carillon-relay --dedicated-thread`) beside rtpengine 10.5 (userspace only:
+# --table=-1, --num-threads=1), both pinned to core 0, driven in the same run
+# by one generator (benches/src/bin/media_vs_rtpengine.rs) pinned to core 1.
+# Needs Debian's rtpengine-daemon (scripts/install-deps.sh --bench).
+# Honours CARGO_TARGET_DIR (default: ./target). Extra arguments go to the
+# generator (--calls 100,250,... --runs 3 --seconds 8 ...). The generator's
+# output is also written to $MEDIA_BENCH_OUT (default: <target>/media_vs_rtpengine.txt).
+# Results and their reading: benches/MEDIA_RESULTS.md.
+#
+# Addresses: Carillon relay 127.0.0.71 (ports 30000-39999, control :19171),
+# rtpengine 127.0.0.72 (ports 40000-49999, ng :22222), generator sides
+# 127.0.0.73 and 127.0.0.74.
+#
+# Scheduling: the kernel groups tasks by session (autogroup), so on a machine
+# shared with other sessions' builds each session gets an equal share of a core
+# whatever its nice value. The benchmark therefore runs in a session of its own
+# and raises that session's weight (/proc/self/autogroup) to
+# $MEDIA_BENCH_AUTOGROUP_NICE (default -10; empty: leave it), the same for both
+# relays and the generator, for the duration of the run only.
+set -euo pipefail
+if [ -z "${MEDIA_BENCH_SESSION:-}" ]; then
+    # Re-run in a new session; the inner script writes its pid to a file so that
+    # a signal here is passed on to it by pid (it then stops what it started).
+    pidfile="$(mktemp)"
+    MEDIA_BENCH_SESSION=1 MEDIA_BENCH_PIDFILE="$pidfile" setsid "$0" "$@" &
+    waiter=$!
+    stop_inner() {
+        local inner
+        inner="$(cat "$pidfile" 2>/dev/null || true)"
+        if [ -n "$inner" ]; then kill -TERM "$inner" 2>/dev/null || true; fi
+    }
+    trap stop_inner INT TERM
+    status=0
+    for _ in $(seq 10); do
+        wait "$waiter" && status=0 || status=$?
+        kill -0 "$waiter" 2>/dev/null || break
+    done
+    rm -f "$pidfile"
+    exit "$status"
+fi
+if [ -n "${MEDIA_BENCH_PIDFILE:-}" ]; then echo "$$" >"$MEDIA_BENCH_PIDFILE"; fi
+cd "$(dirname "$0")/.."
+command -v rtpengine >/dev/null || { echo "rtpengine is missing: run scripts/install-deps.sh --bench" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+out="${MEDIA_BENCH_OUT:-$target/media_vs_rtpengine.txt}"
+nice -n 5 cargo build --release --locked -p carillon-media --bin carillon-relay
+nice -n 5 cargo build --release --locked -p carillon-benches --bin media_vs_rtpengine
+
+if [ -n "${MEDIA_BENCH_AUTOGROUP_NICE--10}" ] && [ -w /proc/self/autogroup ]; then
+    echo "${MEDIA_BENCH_AUTOGROUP_NICE--10}" >/proc/self/autogroup || true
+fi
+echo "scheduling: $(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')" >&2
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        # Bounded wait for each process we started, then a hard stop.
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Carillon: one relay thread (the HTTP API's two idle workers share core 0 with it).
+taskset -c 0 "$target/release/carillon-relay" --bind-ip 127.0.0.71 --ports 30000-39999 \
+    --control 127.0.0.71:19171 --recordings-dir "$work/recordings" --dedicated-thread \
+    --ignore-stdin >"$work/carillon.log" 2>&1 &
+carillon_pid=$!
+pids+=("$carillon_pid")
+
+# rtpengine: userspace forwarding only (no kernel table), one worker thread, no
+# config file, sessions freed at once on delete.
+taskset -c 0 rtpengine --config-file=none --foreground --log-stderr --log-level=4 \
+    --table=-1 --num-threads=1 --interface=127.0.0.72 --listen-ng=127.0.0.72:22222 \
+    --port-min=40000 --port-max=49999 --delete-delay=0 --timeout=60 \
+    >"$work/rtpengine.log" 2>&1 &
+rtpengine_pid=$!
+pids+=("$rtpengine_pid")
+
+for _ in $(seq 100); do
+    grep -q '^ready' "$work/carillon.log" 2>/dev/null && break
+    kill -0 "$carillon_pid" 2>/dev/null || { cat "$work/carillon.log" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q '^ready' "$work/carillon.log" || { echo "carillon-relay not ready" >&2; cat "$work/carillon.log" >&2; exit 1; }
+kill -0 "$rtpengine_pid" 2>/dev/null || { cat "$work/rtpengine.log" >&2; exit 1; }
+
+echo "rtpengine: $(rtpengine --version 2>&1 | head -1); carillon-relay pid $carillon_pid, rtpengine pid $rtpengine_pid" | tee "$out"
+# The generator runs in the background so that a signal stops everything at once.
+taskset -c 1 "$target/release/media_vs_rtpengine" \
+    --carillon-pid "$carillon_pid" --carillon-control http://127.0.0.71:19171 \
+    --rtpengine-pid "$rtpengine_pid" --rtpengine-ng 127.0.0.72:22222 "$@" >"$work/generator.out" &
+generator_pid=$!
+pids=("$generator_pid" "${pids[@]}")
+status=0
+wait "$generator_pid" || status=$?
+tee -a "$out" <"$work/generator.out"
+echo "written to $out (generator exit status $status)"
+exit "$status"
