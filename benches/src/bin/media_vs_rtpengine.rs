@@ -108,7 +108,9 @@ fn options() -> Result<Options> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--calls" => {
                 o.calls = value
@@ -291,7 +293,8 @@ fn receive(
             Err(_) => {}
         }
         if stop.load(Ordering::Relaxed)
-            && (last_packet.elapsed() >= LINGER_QUIET || start.elapsed().as_nanos() as u64 > end_ns + LINGER_MAX.as_nanos() as u64)
+            && (last_packet.elapsed() >= LINGER_QUIET
+                || start.elapsed().as_nanos() as u64 > end_ns + LINGER_MAX.as_nanos() as u64)
         {
             break;
         }
@@ -549,7 +552,12 @@ async fn carillon_setup(
     Ok(out)
 }
 
-async fn carillon_teardown(http: &reqwest::Client, base: &str, tag: &str, calls: usize) -> Result<()> {
+async fn carillon_teardown(
+    http: &reqwest::Client,
+    base: &str,
+    tag: &str,
+    calls: usize,
+) -> Result<()> {
     for chunk_start in (0..calls).step_by(32) {
         let mut set = tokio::task::JoinSet::new();
         for i in chunk_start..(chunk_start + 32).min(calls) {
@@ -615,7 +623,10 @@ impl Bencode {
         let first = *input.first().context("bencode: empty")?;
         match first {
             b'i' => {
-                let end = input.iter().position(|&c| c == b'e').context("bencode int")?;
+                let end = input
+                    .iter()
+                    .position(|&c| c == b'e')
+                    .context("bencode int")?;
                 let value = std::str::from_utf8(&input[1..end])?.parse()?;
                 Ok((Bencode::Int(value), &input[end + 1..]))
             }
@@ -644,7 +655,10 @@ impl Bencode {
                 Ok((Bencode::Dict(map), &rest[1..]))
             }
             b'0'..=b'9' => {
-                let colon = input.iter().position(|&c| c == b':').context("bencode str")?;
+                let colon = input
+                    .iter()
+                    .position(|&c| c == b':')
+                    .context("bencode str")?;
                 let len: usize = std::str::from_utf8(&input[..colon])?.parse()?;
                 let body = input
                     .get(colon + 1..colon + 1 + len)
@@ -755,7 +769,12 @@ fn rtpengine_setup(
             ("sdp", &sdp(sides[0])),
         ]))?;
         // The offer's SDP goes to B: where B sends.
-        let b_target = sdp_address(&offer.get("sdp").and_then(Bencode::text).context("offer sdp")?)?;
+        let b_target = sdp_address(
+            &offer
+                .get("sdp")
+                .and_then(Bencode::text)
+                .context("offer sdp")?,
+        )?;
         let answer = ng.request(&dict(&[
             ("command", "answer"),
             ("call-id", &call_id),
@@ -763,8 +782,12 @@ fn rtpengine_setup(
             ("to-tag", "b"),
             ("sdp", &sdp(sides[1])),
         ]))?;
-        let a_target =
-            sdp_address(&answer.get("sdp").and_then(Bencode::text).context("answer sdp")?)?;
+        let a_target = sdp_address(
+            &answer
+                .get("sdp")
+                .and_then(Bencode::text)
+                .context("answer sdp")?,
+        )?;
         out.push([a_target, b_target]);
     }
     Ok(out)
@@ -834,14 +857,21 @@ fn main() -> Result<()> {
     if o.systems.iter().any(|s| s == "carillon") {
         runtime.block_on(async {
             for _ in 0..100 {
-                if let Ok(r) = http.get(format!("{}/media/v1/load", o.carillon_control)).send().await {
+                if let Ok(r) = http
+                    .get(format!("{}/media/v1/load", o.carillon_control))
+                    .send()
+                    .await
+                {
                     if r.status().is_success() {
                         return Ok(());
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            bail!("the Carillon relay does not answer at {}", o.carillon_control)
+            bail!(
+                "the Carillon relay does not answer at {}",
+                o.carillon_control
+            )
         })?;
         systems.push(System::Carillon);
     }
@@ -889,7 +919,13 @@ fn main() -> Result<()> {
                         None,
                     ),
                     System::Carillon => (
-                        runtime.block_on(carillon_setup(&http, &o.carillon_control, &tag, calls, sides))?,
+                        runtime.block_on(carillon_setup(
+                            &http,
+                            &o.carillon_control,
+                            &tag,
+                            calls,
+                            sides,
+                        ))?,
                         o.carillon_pid,
                     ),
                     System::Rtpengine => (
@@ -898,12 +934,16 @@ fn main() -> Result<()> {
                     ),
                 };
                 let setup_s = setup_start.elapsed().as_secs_f64();
-                let traffic = run_traffic(&sockets, &flows_for(&targets), o.seconds, o.warmup_ms, pid)?;
+                let traffic =
+                    run_traffic(&sockets, &flows_for(&targets), o.seconds, o.warmup_ms, pid)?;
                 match system {
                     System::Baseline => {}
-                    System::Carillon => {
-                        runtime.block_on(carillon_teardown(&http, &o.carillon_control, &tag, calls))?
-                    }
+                    System::Carillon => runtime.block_on(carillon_teardown(
+                        &http,
+                        &o.carillon_control,
+                        &tag,
+                        calls,
+                    ))?,
                     System::Rtpengine => {
                         rtpengine_teardown(ng.as_mut().context("ng")?, &tag, calls)?
                     }
@@ -1018,7 +1058,11 @@ fn main() -> Result<()> {
             println!(
                 "  {}: {n}{}",
                 system.name(),
-                if n == tested_max { " (the highest level tried: a lower bound)" } else { "" }
+                if n == tested_max {
+                    " (the highest level tried: a lower bound)"
+                } else {
+                    ""
+                }
             );
         }
     }
