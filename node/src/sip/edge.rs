@@ -45,7 +45,7 @@ use rand::{Rng, SeedableRng};
 
 use super::digest::{Credentials, Digest, DigestConfig, DigestError, Ha1};
 use super::guard::{Guard, GuardConfig, Verdict};
-use super::message::{reject_response, Contact, Header, Message, Method, Param, StartLine, Uri};
+use super::message::{reject_response, Contact, Header, Message, Method, Param, Uri};
 use super::registrar::{
     ContactRequest, DeviceAllowance, DeviceKey, DeviceRegistration, Flow, FlowTransport,
     RegisterRefusal, RegisterRequest, Registrar, RegistrarConfig,
@@ -241,11 +241,6 @@ impl<A: Accounts> Edge<A> {
     /// The guard (for its counters).
     pub fn guard(&self) -> &Guard {
         &self.guard
-    }
-
-    /// The account source.
-    pub fn accounts_mut(&mut self) -> &mut A {
-        &mut self.accounts
     }
 
     /// Transactions alive (server, client).
@@ -991,13 +986,5 @@ pub fn udp_flow(remote: std::net::SocketAddr) -> Flow {
         transport: FlowTransport::Udp,
         remote,
         connection: None,
-    }
-}
-
-/// The start line of a message, for logs.
-pub fn describe(message: &Message<'_>) -> String {
-    match &message.start {
-        StartLine::Request { method, uri } => format!("{} {uri}", method.as_str()),
-        StartLine::Response { status, reason } => format!("{status} {reason}"),
     }
 }
