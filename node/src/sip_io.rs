@@ -146,14 +146,8 @@ impl SipServer {
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(ShellCounters::default());
         let mut tasks = Vec::new();
-        let udp = match config.udp {
-            Some(addr) => Some(Arc::new(
-                UdpSocket::bind(addr)
-                    .await
-                    .with_context(|| format!("bind SIP UDP on {addr}"))?,
-            )),
-            None => None,
-        };
+        let (udp, tcp_listener) = bind_udp_and_tcp(config.udp, config.tcp).await?;
+        let udp = udp.map(Arc::new);
         let udp_addr = match &udp {
             Some(s) => Some(s.local_addr()?),
             None => None,
@@ -161,17 +155,7 @@ impl SipServer {
         let slots = Arc::new(Semaphore::new(config.limits.max_connections));
         let next_id = Arc::new(AtomicU64::new(1));
         let mut tcp_addr = None;
-        if let Some(mut addr) = config.tcp {
-            // Port 0 for both: TCP takes the port UDP got, so that one
-            // address serves both (as a phone expects).
-            if let (0, Some(udp)) = (addr.port(), udp_addr) {
-                if config.udp.is_some_and(|u| u.ip() == addr.ip()) {
-                    addr.set_port(udp.port());
-                }
-            }
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("bind SIP TCP on {addr}"))?;
+        if let Some(listener) = tcp_listener {
             tcp_addr = Some(listener.local_addr()?);
             tasks.push(tokio::spawn(accept_tcp(
                 listener,
@@ -261,6 +245,55 @@ impl SipServer {
             {
                 tracing::warn!("a SIP task did not stop within 2 s");
             }
+        }
+    }
+}
+
+/// Binds UDP and TCP. With port 0 for both on one IP, TCP takes the port
+/// UDP got, so that one address serves both (as a phone expects); when that
+/// port is taken for TCP, both are tried again on another (bounded).
+async fn bind_udp_and_tcp(
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+) -> Result<(Option<UdpSocket>, Option<TcpListener>)> {
+    let bind_udp = |addr: SocketAddr| async move {
+        UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("bind SIP UDP on {addr}"))
+    };
+    let bind_tcp = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("bind SIP TCP on {addr}"))
+    };
+    match (udp, tcp) {
+        (Some(u), Some(t)) if u.port() == 0 && t.port() == 0 && u.ip() == t.ip() => {
+            let mut last = None;
+            for _ in 0..50 {
+                let socket = bind_udp(u).await?;
+                let mut shared = t;
+                shared.set_port(socket.local_addr()?.port());
+                match TcpListener::bind(shared).await {
+                    Ok(listener) => return Ok((Some(socket), Some(listener))),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+                    Err(e) => return Err(e).with_context(|| format!("bind SIP TCP on {shared}")),
+                }
+            }
+            Err(anyhow::anyhow!(
+                "no port free for both SIP UDP and TCP on {} after 50 tries: {last:?}",
+                u.ip()
+            ))
+        }
+        (u, t) => {
+            let socket = match u {
+                Some(a) => Some(bind_udp(a).await?),
+                None => None,
+            };
+            let listener = match t {
+                Some(a) => Some(bind_tcp(a).await?),
+                None => None,
+            };
+            Ok((socket, listener))
         }
     }
 }
