@@ -87,26 +87,62 @@ async fn leader_of(live: &Live, token: &str) -> Option<u64> {
     None
 }
 
-/// Waits until `acked` reaches `target`, for at most two minutes; fails at
-/// once if every load worker has stopped (their errors are then reported).
-async fn wait_acks(
-    acked: &AtomicUsize,
-    target: usize,
+/// Releases `more` acknowledgements to the load and waits until they are
+/// in, for at most two minutes. The load never runs past its budget, so it
+/// cannot finish before the last fault phase however fast the machine is; a
+/// worker that stops before the load is released in full has failed (its
+/// error is then reported).
+async fn release_and_wait(
+    load: &Load,
+    more: usize,
     workers: &[tokio::task::JoinHandle<Result<()>>],
 ) -> Result<()> {
+    let target = load.release(more);
     for _ in 0..2_400 {
-        if acked.load(Ordering::Relaxed) >= target {
+        if load.acked() >= target {
             return Ok(());
         }
         if workers.iter().any(|w| w.is_finished()) {
-            bail!(
-                "a load worker stopped early at {} acks",
-                acked.load(Ordering::Relaxed)
-            );
+            bail!("a load worker stopped early at {} acks", load.acked());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("the load did not reach {target} acks within two minutes")
+}
+
+/// The load's progress and how far the fault driver lets it go.
+#[derive(Default)]
+struct Load {
+    acked: AtomicUsize,
+    budget: AtomicUsize,
+    next_user: AtomicUsize,
+}
+
+impl Load {
+    fn acked(&self) -> usize {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Lets the load run `more` acknowledgements past the current count;
+    /// answers the new budget.
+    fn release(&self, more: usize) -> usize {
+        let budget = self.acked().saturating_add(more);
+        self.budget.fetch_max(budget, Ordering::Relaxed);
+        budget
+    }
+
+    /// Waits until the budget allows another user (at most five minutes),
+    /// then answers its index, or None when every user has been taken.
+    async fn next(&self) -> Result<Option<usize>> {
+        for _ in 0..6_000 {
+            if self.acked() < self.budget.load(Ordering::Relaxed) {
+                let i = self.next_user.fetch_add(1, Ordering::Relaxed);
+                return Ok((i < USERS).then_some(i));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the load was not released for five minutes")
+    }
 }
 
 async fn wait_ready(url: &str) -> Result<()> {
@@ -204,7 +240,7 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
     let mut report = ChaosReport::default();
     let report_lock = Arc::new(Mutex::new(ChaosReport::default()));
     let done = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(AtomicUsize::new(0));
+    let load = Arc::new(Load::default());
 
     // The invariant poller: seats in use never exceed the pool, on any survivor.
     let poller = {
@@ -252,23 +288,22 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
     // The load: 1,000 users and a voice seat each, through every node.
     let outcomes = Arc::new(Mutex::new(BTreeMap::<usize, (u64, String)>::new()));
     let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        let (live, token, base, outcomes, acked) = (
+    for _ in 0..WORKERS {
+        let (live, token, base, outcomes, load) = (
             live.clone(),
             token.clone(),
             base.clone(),
             outcomes.clone(),
-            acked.clone(),
+            load.clone(),
         );
         workers.push(tokio::spawn(async move {
-            let mut i = w;
-            while i < USERS {
+            while let Some(i) = load.next().await? {
                 let login = format!("agent{i:04}");
                 let body = json!({"kind": "contact_centre", "roles": ["agent"], "full_name": format!("Agent {i}"), "login": login});
                 let (status, reply) = write(&live, &token, &format!("{base}/users"), &body, &format!("user-{i}"), i).await?;
                 anyhow::ensure!(status == 201, "creating {login}: {status} {reply}");
                 let user = reply["id"].as_u64().context("user id")?;
-                acked.fetch_add(1, Ordering::Relaxed);
+                load.acked.fetch_add(1, Ordering::Relaxed);
                 let seat = json!({"user": user, "kind": "voice"});
                 let (status, reply) = write(&live, &token, &format!("{base}/licences/assignments"), &seat, &format!("seat-{i}"), i + 1).await?;
                 let outcome = match (status, reply["code"].as_str()) {
@@ -276,9 +311,8 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
                     (409, Some("LICENCE_POOL_EXHAUSTED")) => "exhausted".to_string(),
                     _ => anyhow::bail!("seat for {login}: {status} {reply}"),
                 };
-                acked.fetch_add(1, Ordering::Relaxed);
+                load.acked.fetch_add(1, Ordering::Relaxed);
                 outcomes.lock().expect("lock").insert(i, (user, outcome));
-                i += WORKERS;
             }
             Ok::<(), anyhow::Error>(())
         }));
@@ -286,8 +320,7 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
 
     // The faults: kill the leader twice, restart it after it fell far behind.
     for round in 1..=2 {
-        let target = acked.load(Ordering::Relaxed) + 150;
-        if let Err(e) = wait_acks(&acked, target, &workers).await {
+        if let Err(e) = release_and_wait(&load, 150, &workers).await {
             return Err(fail(e, workers).await);
         }
         let leader = leader_of(&live, &token).await.context("a leader")?;
@@ -295,14 +328,15 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
         cluster.kill(leader)?;
         report.event(format!(
             "round {round}: SIGKILL leader node {leader} after {} acks",
-            acked.load(Ordering::Relaxed)
+            load.acked()
         ));
-        let target = acked.load(Ordering::Relaxed) + 350;
-        if let Err(e) = wait_acks(&acked, target, &workers).await {
+        if let Err(e) = release_and_wait(&load, 350, &workers).await {
             return Err(fail(e, workers).await);
         }
         let new_leader = leader_of(&live, &token).await.context("a new leader")?;
         assert_ne!(new_leader, leader, "the survivors elected another leader");
+        // Writes go on while the old leader restarts.
+        load.release(100);
         cluster.start(leader)?;
         let url = cluster.spec(leader).admin_url();
         wait_ready(&url)
@@ -333,8 +367,7 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
         .context("a follower")?;
     live.set(follower, None);
     cluster.pause(follower)?;
-    let target = acked.load(Ordering::Relaxed) + 100;
-    let stalled = wait_acks(&acked, target, &workers).await;
+    let stalled = release_and_wait(&load, 100, &workers).await;
     cluster.resume(follower)?;
     if let Err(e) = stalled {
         return Err(fail(e, workers).await);
@@ -344,7 +377,14 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
         "node {follower} paused (SIGSTOP) for 100 acks, then resumed"
     ));
 
-    // Membership: node 4 joins as a voter, node 3 leaves, while writes go on.
+    // Membership: node 4 joins as a voter, node 3 leaves, while the rest of
+    // the load (at least 2 * USERS - 1,300 acks) goes on.
+    load.release(usize::MAX);
+    report.event(format!(
+        "membership change begins at {} of {} acks",
+        load.acked(),
+        2 * USERS
+    ));
     cluster.start(4)?;
     let spec4 = cluster.spec(4).clone();
     let add = json!({"id": 4, "raft_addr": spec4.raft_addr(), "admin_addr": spec4.admin_addr(), "voter": true});

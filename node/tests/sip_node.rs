@@ -127,22 +127,35 @@ impl SipDemo {
 
     /// Waits until `user`'s extension state is `state`; returns the entry.
     async fn wait_state(&self, user: &str, state: &str, within: Duration) -> Value {
+        match self.try_wait_state(user, state, within).await {
+            Ok(e) => e,
+            Err(e) => panic!(
+                "{user} not {state} within {within:?}: {e}\nlog:\n{}",
+                std::fs::read_to_string(&self.demo.log).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The extension once it is in `state`, or its last view after `within`.
+    async fn try_wait_state(
+        &self,
+        user: &str,
+        state: &str,
+        within: Duration,
+    ) -> Result<Value, Value> {
         let polls = within.as_millis() / 100;
         for poll in 0.. {
             let all = self.extensions().await;
             let e = all.get(user).cloned().unwrap_or(Value::Null);
             if e["state"] == state {
-                return e;
+                return Ok(e);
             }
             if poll >= polls {
-                panic!(
-                    "{user} not {state} within {within:?}: {e}\nlog:\n{}",
-                    std::fs::read_to_string(&self.demo.log).unwrap_or_default()
-                );
+                return Err(e);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        unreachable!("the loop returns or panics")
+        unreachable!("the loop returns")
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -525,6 +538,18 @@ async fn a_phone_that_stops_answering_keepalives_becomes_unavailable() {
     assert_eq!(demo.demo.terminate(), Some(0));
 }
 
+/// A loopback port that is free for both UDP and TCP right now.
+fn free_udp_and_tcp_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("an ephemeral UDP port");
+        let port = udp.local_addr().expect("local addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP in 100 tries")
+}
+
 fn baresip_config(dir: &Path, port: u16) {
     std::fs::create_dir_all(dir).expect("baresip dir");
     std::fs::write(
@@ -546,30 +571,57 @@ async fn baresip_registers_is_online_and_unregisters_over_udp_and_tcp() {
     let demo = SipDemo::start(dir.path(), &["digest=\"md5-only\""]).await;
     let accounts = demo.accounts();
     for (transport, (user, password)) in [("udp", &accounts[1]), ("tcp", &accounts[2])] {
-        let home = dir.path().join(format!("baresip-{transport}"));
-        baresip_config(&home, free_port());
-        std::fs::write(
-            home.join("accounts"),
-            format!(
-                "<sip:{user}@{};transport={transport}>;auth_pass={password};outbound=\"sip:{};transport={transport}\";regint=600\n",
-                domain(),
-                demo.sip
-            ),
-        )
-        .expect("accounts");
-        let log = std::fs::File::create(home.join("baresip.log")).expect("log");
-        let child = Command::new(&bin)
-            .arg("-f")
-            .arg(&home)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start baresip");
-        let mut child = Guarded(child);
-        let e = demo
-            .wait_state(user, "online", Duration::from_secs(15))
-            .await;
+        // baresip needs its own listening port, free for UDP and TCP alike;
+        // if another process takes it first baresip cannot start, so a start
+        // that never registers is retried on another port (each attempt's
+        // log is kept and shown).
+        let mut attempts = Vec::new();
+        let (mut child, e) = loop {
+            let home = dir
+                .path()
+                .join(format!("baresip-{transport}-{}", attempts.len()));
+            baresip_config(&home, free_udp_and_tcp_port());
+            std::fs::write(
+                home.join("accounts"),
+                format!(
+                    "<sip:{user}@{};transport={transport}>;auth_pass={password};outbound=\"sip:{};transport={transport}\";regint=600\n",
+                    domain(),
+                    demo.sip
+                ),
+            )
+            .expect("accounts");
+            let log = std::fs::File::create(home.join("baresip.log")).expect("log");
+            let child = Command::new(&bin)
+                .arg("-f")
+                .arg(&home)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start baresip");
+            let mut child = Guarded(child);
+            match demo
+                .try_wait_state(user, "online", Duration::from_secs(15))
+                .await
+            {
+                Ok(e) => break (child, e),
+                Err(e) => {
+                    let exited = child.0.try_wait().ok().flatten();
+                    attempts.push(format!(
+                        "attempt {}: {user} not online ({e}); baresip exited: {exited:?}; baresip.log:\n{}",
+                        attempts.len() + 1,
+                        std::fs::read_to_string(home.join("baresip.log")).unwrap_or_default()
+                    ));
+                    eprintln!("{}", attempts.last().expect("pushed"));
+                    assert!(
+                        attempts.len() < 3,
+                        "baresip never registered over {transport}:\n{}\nnode log:\n{}",
+                        attempts.join("\n"),
+                        std::fs::read_to_string(&demo.demo.log).unwrap_or_default()
+                    );
+                }
+            }
+        };
         assert_eq!(e["bindings"][0]["transport"], transport, "{e}");
         assert!(
             e["bindings"][0]["user_agent"]
