@@ -10,6 +10,8 @@
 //! - [`transaction`]: the four transaction machines of RFC 3261 section 17
 //!   and transaction keys.
 //! - [`dialog`]: dialog state of RFC 3261 section 12.
+//! - [`fuzz`]: oracles asserting the codec's invariants on arbitrary bytes,
+//!   for the fuzz targets in `fuzz/` and the seeded run in CI.
 //! - [`digest`]: digest authentication (RFC 7616, RFC 8760).
 //! - [`guard`]: per-source rate limits and authentication-failure bans.
 //! - [`registrar`]: bindings, expiry, extension state (D7).
@@ -19,6 +21,7 @@
 pub mod dialog;
 pub mod digest;
 pub mod edge;
+pub mod fuzz;
 pub mod guard;
 pub mod message;
 pub mod registrar;

@@ -11,6 +11,8 @@
 //!   single-valued headers (those, Max-Forwards, Content-Length,
 //!   Content-Type, Expires, Date) never appear twice;
 //! - in a request, the CSeq method equals the request method;
+//! - its canonical form (below) has at most [`MAX_HEADER_COUNT`] header
+//!   lines, Content-Length included, counting each comma-list value once;
 //! - `body` holds exactly Content-Length octets (a datagram without
 //!   Content-Length takes the rest of the datagram);
 //! - `Message::parse(&m.to_bytes()) == Ok(m)`: printing gives a canonical

@@ -75,6 +75,34 @@ impl fmt::Display for Headers<'_> {
     }
 }
 
+impl Headers<'_> {
+    /// Header lines the canonical form has, Content-Length included. Kept
+    /// beside `Display` above, which it counts line for line.
+    pub(crate) fn printed_line_count(&self) -> usize {
+        let single = [
+            self.max_forwards.is_some(),
+            self.expires.is_some(),
+            !self.require.is_empty(),
+            !self.proxy_require.is_empty(),
+            !self.supported.is_empty(),
+            !self.unsupported.is_empty(),
+            self.date.is_some(),
+            self.content_type.is_some(),
+        ];
+        // From, To, Call-ID, CSeq and Content-Length.
+        5 + single.iter().filter(|present| **present).count()
+            + self.via.len()
+            + self.route.len()
+            + self.record_route.len()
+            + self.contact.len()
+            + self.authorization.len()
+            + self.proxy_authorization.len()
+            + self.www_authenticate.len()
+            + self.proxy_authenticate.len()
+            + self.other.len()
+    }
+}
+
 impl Message<'_> {
     /// The message in canonical wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
