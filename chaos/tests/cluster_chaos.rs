@@ -177,7 +177,7 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
     let specs: Vec<NodeSpec> = (1..=4)
         .map(|id| NodeSpec::loopback(id, PORT_BASE))
         .collect();
-    let extra = "[raft]\nsnapshot_every_entries = 300\nkeep_entries_after_snapshot = 50\n\n\
+    let extra = "[raft]\nsnapshot_every_entries = 30\nkeep_entries_after_snapshot = 5\n\n\
                  [operator]\nlogin = \"operator\"\npassword_env = \"CARILLON_OPERATOR_PASSWORD\"\n";
     let mut cluster = ClusterSupervisor::new(specs, extra)?;
     cluster.set_env("CARILLON_OPERATOR_PASSWORD", OPERATOR_PASSWORD);

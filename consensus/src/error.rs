@@ -1,7 +1,7 @@
 //! Errors at the consensus service boundary.
 
 /// Why the consensus service could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsensusError {
     /// No leader could be reached before the deadline; for a write, the
     /// outcome is unknown and a retry with the same command id is safe.

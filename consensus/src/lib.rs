@@ -16,6 +16,7 @@
 // returns it; boxing it at each call would only add allocations.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 mod clock;
 mod dedup;
 mod error;

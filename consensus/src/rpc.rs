@@ -4,7 +4,7 @@
 
 use crate::types::{Applied, Envelope, NodeAddr, NodeId, Raft};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,8 +18,9 @@ use std::sync::Arc;
 /// A request a follower forwards to the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
-    /// Replicate a client command.
-    Write(Envelope),
+    /// Replicate client commands (a follower's batch of them). The leader
+    /// may carry them in one Raft entry with other commands.
+    Write(Vec<Envelope>),
     /// Return a read index for a linearizable read.
     ReadIndex,
     /// Add a learner (blocking until it has caught up).
@@ -44,8 +45,8 @@ pub enum ForwardRequest {
 /// The leader's answer to a forwarded request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardResponse {
-    /// The command was applied; its answer.
-    Written(Applied),
+    /// The commands were applied; their answers, in order.
+    Written(Vec<Applied>),
     /// Apply up to this index, then read.
     ReadIndex(u64),
     /// The membership change is committed.
@@ -87,6 +88,9 @@ struct Rpc<H> {
     handler: Arc<H>,
 }
 
+/// The largest node-to-node request body accepted.
+const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+
 /// The node-to-node router, mounted under `/raft`.
 pub fn router<H: ForwardHandler>(raft: Raft, handler: Arc<H>) -> Router {
     let state = Arc::new(Rpc { raft, handler });
@@ -96,6 +100,11 @@ pub fn router<H: ForwardHandler>(raft: Raft, handler: Arc<H>) -> Router {
         .route("/raft/snapshot", post(snapshot::<H>))
         .route("/raft/forward", post(forward::<H>))
         .route("/raft/status", post(status::<H>))
+        // axum refuses bodies over 2 MB by default, and a refused
+        // AppendEntries is retried forever: a follower that has to catch up
+        // on a run of batched entries, or receive a snapshot chunk (openraft
+        // sends up to 3 MB), would never get them.
+        .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
         .with_state(state)
 }
 

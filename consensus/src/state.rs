@@ -15,7 +15,9 @@ pub struct CommandId(pub String);
 /// every replica applies the same command to the same effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyContext {
-    /// Raft log index of the entry that carries the command.
+    /// Raft log index of the entry that carries the command (the commands
+    /// batched into one entry share it; it orders commands but does not
+    /// name one).
     pub log_index: u64,
     /// Wall-clock time at the proposer, in milliseconds since the Unix epoch.
     /// The only notion of "now" a state machine may use.

@@ -3,6 +3,11 @@
 //! Raft carries opaque bytes: the domain command is encoded once by the
 //! proposer (JSON) inside an [`Envelope`] and decoded by every replica's
 //! state machine. This keeps the Raft types concrete and the domain generic.
+//!
+//! One Raft entry carries a [`Batch`] of envelopes (group commit: the
+//! commands that arrived together share one fsync and one replication round
+//! trip); applying it yields one answer per envelope, in order, each command
+//! deduplicated by its own id.
 
 use crate::state::CommandId;
 use serde::{Deserialize, Serialize};
@@ -31,6 +36,28 @@ impl fmt::Debug for Envelope {
             .field("proposed_at_ms", &self.proposed_at_ms)
             .field("payload_len", &self.payload.len())
             .finish()
+    }
+}
+
+/// The client commands of one Raft entry, applied in order.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Batch(pub Vec<Envelope>);
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Payloads can carry password hashes: never print them.
+        write!(f, "Batch({} commands)", self.0.len())
+    }
+}
+
+/// The answers to one entry's [`Batch`], one per envelope and in its order
+/// (empty for blank and membership entries).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Answers(pub Vec<Applied>);
+
+impl fmt::Debug for Answers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Answers({})", self.0.len())
     }
 }
 
@@ -63,8 +90,8 @@ impl fmt::Display for NodeAddr {
 openraft::declare_raft_types!(
     /// Carillon's Raft type configuration.
     pub TypeConfig:
-        D = Envelope,
-        R = Applied,
+        D = Batch,
+        R = Answers,
         NodeId = NodeId,
         Node = NodeAddr,
         Entry = openraft::Entry<TypeConfig>,

@@ -235,3 +235,62 @@ async fn members_can_be_added_and_removed_and_a_node_restarts_with_its_state() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_batched_yet_each_applied_once_with_its_own_answer() {
+    let cluster = three_nodes().await;
+    let nodes: Vec<Consensus<Counters>> = cluster.nodes.values().cloned().collect();
+    // 300 concurrent writes through every node, and each of the first 50
+    // command ids sent a second time, concurrently, through another node:
+    // group commit puts many of them in one Raft entry, but every command id
+    // takes effect once and both copies of a duplicate get the same answer.
+    let mut tasks = Vec::new();
+    for i in 0..300u64 {
+        let copies = if i < 50 { 2 } else { 1 };
+        for copy in 0..copies {
+            let node = nodes[((i + copy) % 3) as usize].clone();
+            tasks.push(tokio::spawn(async move {
+                let answer = node
+                    .write(CommandId(format!("c{i}")), &add("total", 1))
+                    .await
+                    .expect("write");
+                (i, answer)
+            }));
+        }
+    }
+    let mut answers: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for task in tasks {
+        let (i, answer) = task.await.expect("task");
+        answers.entry(i).or_default().push(answer);
+    }
+    let mut seen = BTreeSet::new();
+    for (i, copies) in &answers {
+        assert!(
+            copies.iter().all(|a| *a == copies[0]),
+            "both copies of command {i} get the first answer: {copies:?}"
+        );
+        assert!(
+            seen.insert(copies[0]),
+            "command {i} has an answer no other command had"
+        );
+    }
+    // Each id counted once: the answers are exactly 1..=300.
+    assert_eq!(seen, (1..=300).collect::<BTreeSet<u64>>());
+    for node in &nodes {
+        let value = node
+            .read(|s| (s.values.get("total").copied(), s.applied))
+            .await
+            .expect("linearizable read");
+        assert_eq!(value, (Some(300), 300), "node {}", node.node_id());
+    }
+    // Fewer Raft entries than commands: the writes were batched.
+    let status = nodes[0].status().await;
+    assert!(
+        status.last_log_index < 300,
+        "300 concurrent commands took {} log entries",
+        status.last_log_index
+    );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}

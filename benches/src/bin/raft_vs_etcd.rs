@@ -5,6 +5,10 @@
 //! caller (a replicated ledger command), etcd puts a key (its JSON gateway).
 //! Run it with `benches/raft_vs_etcd.sh`, which builds in release mode and
 //! pins this load generator to core 1 and the servers to core 0.
+//!
+//! Options (all optional): `--runs N` (default 3) runs of `--seconds S`
+//! (default 6) each, at `--clients 1,16,256` concurrent clients; the table
+//! shows the median of the runs.
 
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
@@ -16,9 +20,46 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const RUN: Duration = Duration::from_secs(6);
+const RUN_SECONDS: u64 = 6;
 const RUNS: usize = 3;
 const CLIENTS: [usize; 3] = [1, 16, 256];
+
+/// What to run: from the command line, defaults above.
+struct Options {
+    run: Duration,
+    runs: usize,
+    clients: Vec<usize>,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options {
+        run: Duration::from_secs(RUN_SECONDS),
+        runs: RUNS,
+        clients: CLIENTS.to_vec(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--runs" => options.runs = value.parse().context("--runs")?,
+            "--seconds" => options.run = Duration::from_secs(value.parse().context("--seconds")?),
+            "--clients" => {
+                options.clients = value
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .context("--clients")?;
+            }
+            other => bail!("unknown option {other} (known: --runs, --seconds, --clients)"),
+        }
+    }
+    if options.runs == 0 || options.clients.is_empty() || options.clients.contains(&0) {
+        bail!("--runs and every --clients value must be at least 1");
+    }
+    Ok(options)
+}
 const OPERATOR_PASSWORD: &str = "Bench-Operator-Pass-1!";
 
 /// Pins every thread of `pid` to `core`.
@@ -112,6 +153,18 @@ async fn wait_for(http: &reqwest::Client, url: &str) -> Result<()> {
     bail!("{url} not ready")
 }
 
+/// Whether a write was acknowledged: a success status and the whole answer
+/// read. Reading the body to its end, as any real client does, is also what
+/// lets the HTTP client put the connection back in its pool; a response
+/// dropped unread costs a new TCP connection for the next request (for both
+/// systems alike).
+async fn acknowledged(reply: reqwest::Result<reqwest::Response>) -> bool {
+    match reply {
+        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
 fn line(system: &str, clients: usize, runs: &[RunResult]) -> (f64, String) {
     let per_second = median(runs, |r| r.per_second);
     let p50 = median(runs, |r| r.p50.as_secs_f64() * 1000.0);
@@ -125,6 +178,11 @@ fn line(system: &str, clients: usize, runs: &[RunResult]) -> (f64, String) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    let Options {
+        run: run_time,
+        runs,
+        clients: levels,
+    } = options()?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(512)
@@ -192,24 +250,29 @@ async fn main() -> Result<()> {
         "|---|---|---|---|---|---|".to_string(),
     ];
     let mut ratios = Vec::new();
-    for (round, clients) in CLIENTS.into_iter().enumerate() {
+    let mut details = Vec::new();
+    for (round, clients) in levels.into_iter().enumerate() {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for run in 0..RUNS {
+        for run in 0..runs {
             let (http1, urls1, token1) = (http.clone(), Arc::new(urls.clone()), token.clone());
             ours.push(
-                load::run(clients, RUN, move |c, n| {
+                load::run(clients, run_time, move |c, n| {
                     let (http, urls, token) = (http1.clone(), urls1.clone(), token1.clone());
                     async move {
-                        let url = format!("{}/api/v1/tenants/{tenant}/queues/{queue}/entries", urls[(c + n) % urls.len()]);
+                        let url = format!(
+                            "{}/api/v1/tenants/{tenant}/queues/{queue}/entries",
+                            urls[(c + n) % urls.len()]
+                        );
                         let body = json!({"entry": format!("r{round}-{run}-c{c}-n{n}")});
-                        matches!(http.post(url).bearer_auth(token).json(&body).send().await, Ok(r) if r.status().is_success())
+                        acknowledged(http.post(url).bearer_auth(token).json(&body).send().await)
+                            .await
                     }
                 })
                 .await,
             );
             let (http2, urls2) = (http.clone(), Arc::new(etcd.urls.clone()));
             theirs.push(
-                load::run(clients, RUN, move |c, n| {
+                load::run(clients, run_time, move |c, n| {
                     let (http, urls) = (http2.clone(), urls2.clone());
                     async move {
                         let url = format!("{}/v3/kv/put", urls[(c + n) % urls.len()]);
@@ -217,11 +280,29 @@ async fn main() -> Result<()> {
                             "key": STANDARD.encode(format!("r{round}-{run}-c{c}-n{n}")),
                             "value": STANDARD.encode(r#"{"entry":"waiting"}"#),
                         });
-                        matches!(http.post(url).json(&body).send().await, Ok(r) if r.status().is_success())
+                        acknowledged(http.post(url).json(&body).send().await).await
                     }
                 })
                 .await,
             );
+        }
+        for (system, runs) in [("carillon", &ours), ("etcd 3.4", &theirs)] {
+            let each: Vec<String> = runs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.0}/{:.1}/{:.1}/{}",
+                        r.per_second,
+                        r.p50.as_secs_f64() * 1000.0,
+                        r.p99.as_secs_f64() * 1000.0,
+                        r.errors
+                    )
+                })
+                .collect();
+            details.push(format!(
+                "{system} at {clients} clients: {}",
+                each.join("  ")
+            ));
         }
         let (a, row_a) = line("carillon", clients, &ours);
         let (b, row_b) = line("etcd 3.4", clients, &theirs);
@@ -233,9 +314,13 @@ async fn main() -> Result<()> {
         ));
     }
     println!("{}", table.join("\n"));
+    println!("\nevery run (writes/s, p50 ms, p99 ms, errors):");
+    for line in &details {
+        println!("{line}");
+    }
     println!(
-        "\nthroughput ratio (carillon / etcd, medians of {RUNS} runs of {}s): {}",
-        RUN.as_secs(),
+        "\nthroughput ratio (carillon / etcd, medians of {runs} runs of {}s): {}",
+        run_time.as_secs(),
         ratios.join(", ")
     );
     drop(etcd);

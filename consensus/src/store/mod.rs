@@ -2,8 +2,11 @@
 //! the committed log id and the latest snapshot.
 //!
 //! Invariant: a call that reports success has reached the disk (redb commits
-//! with immediate durability), so openraft's promises about persisted votes
-//! and log entries hold across crashes.
+//! with immediate durability, one fsync per log append batch), so openraft's
+//! promises about persisted votes and log entries hold across crashes. The one
+//! exception is the committed log id, a hint that openraft allows to be stale:
+//! it is kept in memory and written inside the next durable transaction
+//! (append, vote, truncation or purge), never in one of its own.
 
 mod log_store;
 mod state_machine;

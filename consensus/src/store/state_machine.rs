@@ -5,7 +5,7 @@ use super::{io_error, SNAPSHOT};
 use crate::dedup::Dedup;
 use crate::state::{ApplyContext, ReplicatedState};
 use crate::types::{
-    Applied, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Answers, Applied, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
@@ -201,7 +201,9 @@ fn decode_image<S: ReplicatedState>(data: &[u8]) -> Result<Machine<S>, StorageEr
     })
 }
 
-/// Applies one client command to `machine`, at most once per command id.
+/// Applies one client command to `machine`, at most once per command id
+/// (also when the same id comes twice in one batch: the second gets the
+/// first's answer).
 fn apply_command<S: ReplicatedState>(
     machine: &mut Machine<S>,
     log_id: LogId,
@@ -278,21 +280,30 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
         Ok((guard.last_applied, guard.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Answers>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut guard = self.write_lock();
         let mut answers = Vec::new();
         for entry in entries {
+            // The lock is taken per entry so that readers (every API request
+            // authenticates against the local state) wait for one entry at
+            // most, never for a whole run of entries.
+            let mut guard = self.write_lock();
             guard.last_applied = Some(entry.log_id);
             let answer = match entry.payload {
-                EntryPayload::Blank => Applied::default(),
-                EntryPayload::Normal(envelope) => apply_command(&mut guard, entry.log_id, envelope),
+                EntryPayload::Blank => Answers::default(),
+                EntryPayload::Normal(batch) => Answers(
+                    batch
+                        .0
+                        .into_iter()
+                        .map(|envelope| apply_command(&mut guard, entry.log_id, envelope))
+                        .collect(),
+                ),
                 EntryPayload::Membership(membership) => {
                     guard.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    Applied::default()
+                    Answers::default()
                 }
             };
             answers.push(answer);
@@ -329,5 +340,85 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{CommandId, SnapshotError};
+    use crate::types::{Batch, Envelope};
+    use openraft::{CommittedLeaderId, Entry as RaftEntry};
+
+    /// Counts the commands it applies; answers the running count.
+    #[derive(Debug, Default)]
+    struct Tally(u64);
+
+    impl ReplicatedState for Tally {
+        type Command = u64;
+        type Response = u64;
+
+        fn apply(&mut self, command: u64, _context: &ApplyContext) -> u64 {
+            self.0 += command;
+            self.0
+        }
+
+        fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
+            Ok(self.0.to_be_bytes().to_vec())
+        }
+
+        fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
+            let bytes: [u8; 8] = bytes
+                .try_into()
+                .map_err(|_| SnapshotError("eight bytes".into()))?;
+            Ok(Self(u64::from_be_bytes(bytes)))
+        }
+    }
+
+    fn envelope(id: &str, amount: u64) -> Envelope {
+        Envelope {
+            command_id: CommandId(id.into()),
+            proposed_at_ms: 7,
+            payload: serde_json::to_vec(&amount).unwrap_or_default(),
+        }
+    }
+
+    fn entry(index: u64, commands: Vec<Envelope>) -> Entry {
+        RaftEntry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Batch(commands)),
+        }
+    }
+
+    fn answer(bytes: &Applied) -> u64 {
+        serde_json::from_slice(&bytes.0).unwrap_or(u64::MAX)
+    }
+
+    #[tokio::test]
+    async fn a_batch_answers_each_command_in_order_and_applies_each_id_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let db = super::super::open_database(&dir.path().join("raft.redb"))
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let mut store = StateMachineStore::<Tally>::open(db).unwrap_or_else(|e| panic!("{e}"));
+        let answers = store
+            .apply(vec![
+                entry(
+                    1,
+                    vec![envelope("a", 1), envelope("b", 10), envelope("a", 1)],
+                ),
+                // A retry of "b" in a later entry, and a new command.
+                entry(2, vec![envelope("b", 10), envelope("c", 100)]),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+        let answers: Vec<Vec<u64>> = answers
+            .iter()
+            .map(|a| a.0.iter().map(answer).collect())
+            .collect();
+        // "a" twice in one batch: one effect, the second copy gets the first
+        // answer; "b" retried in the next entry: its first answer again.
+        assert_eq!(answers, vec![vec![1, 11, 1], vec![11, 111]]);
+        assert_eq!(store.view().read(|t| t.0), 111);
+        assert_eq!(store.view().applied_index(), 2);
     }
 }
