@@ -252,14 +252,38 @@ impl SipServer {
 /// Binds UDP and TCP. With port 0 for both on one IP, TCP takes the port
 /// UDP got, so that one address serves both (as a phone expects); when that
 /// port is taken for TCP, both are tried again on another (bounded).
+/// The SIP UDP socket's receive and send buffer size asked of the kernel
+/// (which caps it at net.core.rmem_max / wmem_max). Linux's 208 KiB default
+/// holds fewer than 100 small datagrams (each is charged about 2 KiB), so a
+/// few milliseconds' pause under load dropped requests that the phones then
+/// retransmitted 500 ms later.
+const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+fn enlarge_buffers(socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(UDP_BUFFER_BYTES) {
+        tracing::warn!(error = %e, "could not enlarge the SIP UDP receive buffer");
+    }
+    if let Err(e) = sock.set_send_buffer_size(UDP_BUFFER_BYTES) {
+        tracing::warn!(error = %e, "could not enlarge the SIP UDP send buffer");
+    }
+    tracing::debug!(
+        receive = ?sock.recv_buffer_size(),
+        send = ?sock.send_buffer_size(),
+        "SIP UDP socket buffers"
+    );
+}
+
 async fn bind_udp_and_tcp(
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
 ) -> Result<(Option<UdpSocket>, Option<TcpListener>)> {
     let bind_udp = |addr: SocketAddr| async move {
-        UdpSocket::bind(addr)
+        let socket = UdpSocket::bind(addr)
             .await
-            .with_context(|| format!("bind SIP UDP on {addr}"))
+            .with_context(|| format!("bind SIP UDP on {addr}"))?;
+        enlarge_buffers(&socket);
+        Ok::<_, anyhow::Error>(socket)
     };
     let bind_tcp = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
@@ -330,24 +354,11 @@ async fn run_edge<A: Accounts>(
             .map(|ms| start + Duration::from_millis(ms))
             .unwrap_or_else(|| clock() + housekeeping)
             .min(clock() + housekeeping);
+        let mut datagram = None;
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
-            received = recv_udp(udp.as_deref(), &mut buf) => {
-                if let Some((n, source)) = received {
-                    let now = now_ms(clock());
-                    edge.on_message(now, udp_flow(source), &buf[..n], &mut out);
-                    // Drain what else is queued without going back to select.
-                    if let Some(socket) = udp.as_deref() {
-                        for _ in 0..64 {
-                            match socket.try_recv_from(&mut buf) {
-                                Ok((n, source)) => edge.on_message(now, udp_flow(source), &buf[..n], &mut out),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-            }
+            received = recv_udp(udp.as_deref(), &mut buf) => datagram = received,
             event = events.recv() => match event {
                 Some(Event::Connected { id, writer }) => { writers.insert(id, writer); }
                 Some(Event::Message { flow, bytes }) => edge.on_message(now_ms(clock()), flow, &bytes, &mut out),
@@ -359,26 +370,27 @@ async fn run_edge<A: Accounts>(
             },
             _ = tokio::time::sleep_until(next) => edge.on_tick(now_ms(clock()), &mut out),
         }
-        for t in out.drain(..) {
-            match (t.flow.transport, t.flow.connection) {
-                (FlowTransport::Udp, _) => {
-                    if let Some(socket) = udp.as_deref() {
-                        if let Err(e) = socket.send_to(&t.bytes, t.flow.remote).await {
-                            tracing::debug!(error = %e, to = %t.flow.remote, "SIP UDP send failed");
+        if let Some((n, source)) = datagram {
+            edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out);
+            // Drain what else is queued without going back to select,
+            // answering each message before reading the next: holding the
+            // answers back until the queue is empty turns a pipelined peer
+            // into alternating bursts, each side idle while the other works
+            // (measured: SIPp with 100 registrations in flight got 0.8x
+            // Kamailio's rate with this node's core half idle).
+            if let Some(socket) = udp.as_deref() {
+                for _ in 0..64 {
+                    transmit(&mut out, Some(socket), &mut writers).await;
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, source)) => {
+                            edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out)
                         }
+                        Err(_) => break,
                     }
                 }
-                (_, Some(id)) => {
-                    let full = writers.get(&id).map(|w| w.try_send(t.bytes).is_err());
-                    if full == Some(true) {
-                        // A peer that does not read: drop its writer, which
-                        // closes the connection.
-                        writers.remove(&id);
-                    }
-                }
-                (_, None) => {}
             }
         }
+        transmit(&mut out, udp.as_deref(), &mut writers).await;
         let now = clock();
         if now.duration_since(last_publish) >= Duration::from_millis(100) {
             last_publish = now;
@@ -394,6 +406,36 @@ async fn run_edge<A: Accounts>(
                 rate_limited: edge.guard().rate_limited_total,
                 transactions: (servers, clients),
             });
+        }
+    }
+}
+
+/// Sends the edge's output: UDP datagrams at once, stream messages to their
+/// connection's writer (a connection whose writer is full is dropped, which
+/// closes it).
+async fn transmit(
+    out: &mut Vec<Transmit>,
+    udp: Option<&UdpSocket>,
+    writers: &mut HashMap<u64, mpsc::Sender<Vec<u8>>>,
+) {
+    for t in out.drain(..) {
+        match (t.flow.transport, t.flow.connection) {
+            (FlowTransport::Udp, _) => {
+                if let Some(socket) = udp {
+                    if let Err(e) = socket.send_to(&t.bytes, t.flow.remote).await {
+                        tracing::debug!(error = %e, to = %t.flow.remote, "SIP UDP send failed");
+                    }
+                }
+            }
+            (_, Some(id)) => {
+                let full = writers.get(&id).map(|w| w.try_send(t.bytes).is_err());
+                if full == Some(true) {
+                    // A peer that does not read: drop its writer, which
+                    // closes the connection.
+                    writers.remove(&id);
+                }
+            }
+            (_, None) => {}
         }
     }
 }
