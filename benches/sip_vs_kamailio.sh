@@ -237,7 +237,7 @@ for variant in "${kamailio_variants[@]}"; do
     [[ "$stateful" == 1 ]] && defines+=(-A WITH_TM)
     log "starting $name on $ip (core 0, $workers UDP worker(s))"
     (cd "$dir" && exec taskset -c 0 kamailio -f "$dir/registrar.cfg" "${defines[@]}" \
-        -l "udp:$ip:5060" -n "$workers" -m 1024 -M 16 -DD -E -w "$dir" \
+        -l "udp:$ip:5060" -n "$workers" -m 6144 -M 16 -DD -E -w "$dir" \
         >"$dir/kamailio.log" 2>&1) &
     pid[$name]=$!
     pids+=("${pid[$name]}")

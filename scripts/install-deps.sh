@@ -7,7 +7,9 @@ set -euo pipefail
 need_apt=(sip-tester baresip)
 for arg in "$@"; do
   case "$arg" in
-    --bench) need_apt+=(etcd-server) ;;   # the peer of benches/raft_vs_etcd.sh
+    # The peers of benches/: etcd (raft_vs_etcd.sh), Kamailio (sip_vs_kamailio.sh,
+    # with curl and jq), rtpengine (media_vs_rtpengine.sh).
+    --bench) need_apt+=(etcd-server kamailio rtpengine-daemon curl jq) ;;
     *) echo "install-deps.sh: unknown argument $arg (known: --bench)" >&2; exit 2 ;;
   esac
 done
