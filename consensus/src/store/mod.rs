@@ -16,7 +16,7 @@ pub use state_machine::{MachineView, StateMachineStore};
 
 use crate::types::StorageError;
 use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
-use redb::{Database, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,11 +37,62 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, redb::Error> {
     Ok(Arc::new(db))
 }
 
+/// The layout of the records in the store file. 2: a log entry carries a
+/// batch of commands (group commit), 2026-12-01. Files from before have no
+/// marker (format 1: one command per entry).
+pub const STORE_FORMAT: u32 = 2;
+const FORMAT_KEY: &str = "store_format";
+
+/// Checks the store file's format marker, or writes it into a new file.
+/// A file written by another format is refused with a sentence that says so,
+/// rather than failing later on the first entry that does not decode.
+fn check_format(db: &Database, path: &Path) -> Result<(), String> {
+    let refusal = |found: &str| {
+        format!(
+            "{} holds store format {found}, and this build reads format {STORE_FORMAT}; \
+             move the node's data directory aside and let the node rejoin the cluster \
+             (it receives a snapshot), or run the build that wrote it",
+            path.display()
+        )
+    };
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        let marker = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| e.to_string())?
+            .map(|v| v.value().to_vec());
+        match marker {
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| refusal("unknown"))?;
+                if found != STORE_FORMAT {
+                    return Err(refusal(&found.to_string()));
+                }
+            }
+            None => {
+                let log = txn.open_table(LOG).map_err(|e| e.to_string())?;
+                let used = !log.is_empty().map_err(|e| e.to_string())?
+                    || !meta.is_empty().map_err(|e| e.to_string())?;
+                if used {
+                    return Err(refusal("1 (no marker)"));
+                }
+                meta.insert(FORMAT_KEY, STORE_FORMAT.to_le_bytes().as_slice())
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
+
 /// Opens the log store and the state machine store over one database file.
+/// A file of another store format is refused (see [`STORE_FORMAT`]).
 pub fn open<S: crate::ReplicatedState>(
     path: &Path,
 ) -> Result<(LogStore, StateMachineStore<S>), StorageError> {
     let db = open_database(path).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Read, e))?;
+    check_format(&db, path).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Read, e))?;
     let log = LogStore::new(db.clone());
     let machine = StateMachineStore::open(db)?;
     Ok((log, machine))
@@ -54,4 +105,74 @@ pub(crate) fn io_error(
     error: impl std::fmt::Display,
 ) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string())).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Nothing;
+
+    impl crate::ReplicatedState for Nothing {
+        type Command = ();
+        type Response = ();
+
+        fn apply(&mut self, _command: (), _context: &crate::state::ApplyContext) {}
+
+        fn snapshot(&self) -> Result<Vec<u8>, crate::state::SnapshotError> {
+            Ok(Vec::new())
+        }
+
+        fn restore(_bytes: &[u8]) -> Result<Self, crate::state::SnapshotError> {
+            Ok(Self)
+        }
+    }
+
+    fn open_nothing(path: &Path) -> Result<(), String> {
+        open::<Nothing>(path).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_new_file_gets_the_marker_and_opens_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("raft.redb");
+        open_nothing(&path).expect("a new file opens");
+        open_nothing(&path).expect("and opens again");
+    }
+
+    #[test]
+    fn a_file_of_another_format_is_refused_with_a_sentence_that_says_so() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Format 1: entries and a vote, no marker.
+        let old = dir.path().join("old.redb");
+        {
+            let db = open_database(&old).expect("db");
+            let txn = db.begin_write().expect("txn");
+            txn.open_table(LOG)
+                .expect("log")
+                .insert(1, b"an entry of format 1".as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let refusal = open_nothing(&old).expect_err("format 1 is refused");
+        assert!(
+            refusal.contains("store format 1") && refusal.contains("reads format 2"),
+            "{refusal}"
+        );
+        // A marker from a later build.
+        let later = dir.path().join("later.redb");
+        open_nothing(&later).expect("a new file opens");
+        {
+            let db = open_database(&later).expect("db");
+            let txn = db.begin_write().expect("txn");
+            txn.open_table(META)
+                .expect("meta")
+                .insert(FORMAT_KEY, 3u32.to_le_bytes().as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let refusal = open_nothing(&later).expect_err("format 3 is refused");
+        assert!(refusal.contains("store format 3"), "{refusal}");
+    }
 }
