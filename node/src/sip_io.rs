@@ -249,9 +249,6 @@ impl SipServer {
     }
 }
 
-/// Binds UDP and TCP. With port 0 for both on one IP, TCP takes the port
-/// UDP got, so that one address serves both (as a phone expects); when that
-/// port is taken for TCP, both are tried again on another (bounded).
 /// The SIP UDP socket's receive and send buffer size asked of the kernel
 /// (which caps it at net.core.rmem_max / wmem_max). Linux's 208 KiB default
 /// holds fewer than 100 small datagrams (each is charged about 2 KiB), so a
@@ -274,6 +271,9 @@ fn enlarge_buffers(socket: &UdpSocket) {
     );
 }
 
+/// Binds UDP and TCP. With port 0 for both on one IP, TCP takes the port
+/// UDP got, so that one address serves both (as a phone expects); when that
+/// port is taken for TCP, both are tried again on another (bounded).
 async fn bind_udp_and_tcp(
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
@@ -370,24 +370,20 @@ async fn run_edge<A: Accounts>(
             },
             _ = tokio::time::sleep_until(next) => edge.on_tick(now_ms(clock()), &mut out),
         }
-        if let Some((n, source)) = datagram {
-            edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out);
-            // Drain what else is queued without going back to select,
-            // answering each message before reading the next: holding the
-            // answers back until the queue is empty turns a pipelined peer
-            // into alternating bursts, each side idle while the other works
-            // (measured: SIPp with 100 registrations in flight got 0.8x
-            // Kamailio's rate with this node's core half idle).
-            if let Some(socket) = udp.as_deref() {
-                for _ in 0..64 {
-                    transmit(&mut out, Some(socket), &mut writers).await;
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => {
-                            edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out)
-                        }
-                        Err(_) => break,
-                    }
-                }
+        // The datagram received, then what else is queued (up to 64 more)
+        // without going back to select, each answered before the next is
+        // read: holding the answers back
+        // until the queue is empty turns a pipelined peer into alternating
+        // bursts, each side idle while the other works (measured: SIPp with
+        // 100 registrations in flight got 0.8x Kamailio's rate with this
+        // node's core half idle).
+        if let Some(socket) = udp.as_deref() {
+            let mut received = datagram;
+            for _ in 0..65 {
+                let Some((n, source)) = received else { break };
+                edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out);
+                transmit(&mut out, Some(socket), &mut writers).await;
+                received = socket.try_recv_from(&mut buf).ok();
             }
         }
         transmit(&mut out, udp.as_deref(), &mut writers).await;

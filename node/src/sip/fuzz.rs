@@ -9,7 +9,8 @@
 //!   and the body lies inside the input;
 //! - printing reaches a fixed point: `parse(print(m)) == m` and
 //!   `print(parse(print(m))) == print(m)`, and the printed form frames on a
-//!   stream as exactly one message;
+//!   stream as exactly one message, with as many header lines as the parser
+//!   counted against the limit;
 //! - a request that fails to parse gets, when the codec builds one, a
 //!   stateless answer with the error's status code, Via first, that frames
 //!   as one message and parses as a response with a To tag, unless one of
@@ -150,6 +151,17 @@ fn check_message(message: &Message<'_>, input: &[u8]) {
         "the body does not lie inside the input"
     );
     let printed = message.to_bytes();
+    // The header-count limit is checked on the canonical form's line count,
+    // which `printed_line_count` derives beside `Display`: it must match
+    // what printing writes.
+    let head_end = memchr::memmem::find(&printed, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("the printed form has no end of headers"));
+    let header_lines = memchr::memmem::find_iter(&printed[..head_end + 2], b"\r\n").count() - 1;
+    assert_eq!(
+        message.headers.printed_line_count(),
+        header_lines,
+        "printed_line_count differs from the lines printing writes"
+    );
     match Message::parse(&printed) {
         Ok(reparsed) => {
             assert_eq!(&reparsed, message, "parse(print(m)) != m");
