@@ -379,11 +379,18 @@ async fn run_edge<A: Accounts>(
         // node's core half idle).
         if let Some(socket) = udp.as_deref() {
             let mut received = datagram;
-            for _ in 0..65 {
-                let Some((n, source)) = received else { break };
+            let mut more = 64;
+            while let Some((n, source)) = received {
                 edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out);
                 transmit(&mut out, Some(socket), &mut writers).await;
-                received = socket.try_recv_from(&mut buf).ok();
+                // Read another only if it will be handled: a datagram read
+                // and not handled is lost.
+                received = if more > 0 {
+                    more -= 1;
+                    socket.try_recv_from(&mut buf).ok()
+                } else {
+                    None
+                };
             }
         }
         transmit(&mut out, udp.as_deref(), &mut writers).await;

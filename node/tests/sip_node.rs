@@ -504,6 +504,66 @@ fn sipp_counts(dir: &Path, prefix: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// A burst of requests over UDP, far more than the edge reads per wake-up
+/// (65), each answered exactly once without a retransmission: no datagram
+/// the node reads is dropped, and the socket buffer holds the burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_udp_requests_is_answered_one_for_one() {
+    const BURST: usize = 400;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = SipDemo::start(dir.path(), &["rate_per_second=1000000", "burst=1000000"]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // The answers arrive while the burst is being sent: the client's own
+    // buffer must hold them too.
+    socket2::SockRef::from(&socket)
+        .set_recv_buffer_size(4 << 20)
+        .expect("client receive buffer");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let reader = {
+        let socket = socket.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+            let mut buf = [0u8; 4096];
+            while answers.values().sum::<usize>() < BURST {
+                let Ok(n) = socket.recv(&mut buf) else { break };
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                assert!(text.starts_with("SIP/2.0 200"), "{text}");
+                let call_id = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Call-ID: "))
+                    .expect("Call-ID")
+                    .to_string();
+                *answers.entry(call_id).or_default() += 1;
+            }
+            answers
+        })
+    };
+    for n in 0..BURST {
+        let request = format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK-burst{n}\r\nFrom: <sip:a@b>;tag=b{n}\r\nTo: <sip:{0}>\r\nCall-ID: burst-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            demo.sip
+        );
+        socket.send_to(request.as_bytes(), demo.sip).expect("send");
+    }
+    let answers = reader.join().expect("reader");
+    let missing: Vec<usize> = (0..BURST)
+        .filter(|n| !answers.contains_key(&format!("burst-{n}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {BURST} requests unanswered (first: {:?})",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        answers.values().all(|count| *count == 1),
+        "each request answered once"
+    );
+    assert_eq!(demo.demo.terminate(), Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_stops_answering_keepalives_becomes_unavailable() {
     let dir = tempfile::tempdir().expect("temp dir");
