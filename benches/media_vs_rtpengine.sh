@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Relayed G.711 calls per core: Carillon's media relay (one relay thread,
-# `carillon-relay --dedicated-thread`) beside rtpengine 10.5 (userspace only:
+# `carillon-relay`, whose engine is one thread) beside rtpengine 10.5 (userspace only:
 # --table=-1, --num-threads=1), both pinned to core 0, driven in the same run
 # by one generator (benches/src/bin/media_vs_rtpengine.rs) pinned to core 1.
 # Needs Debian's rtpengine-daemon (scripts/install-deps.sh --bench).
@@ -72,8 +72,8 @@ trap 'exit 130' INT TERM
 
 # Carillon: one relay thread (the HTTP API's two idle workers share core 0 with it).
 taskset -c 0 "$target/release/carillon-relay" --bind-ip 127.0.0.71 --ports 30000-39999 \
-    --control 127.0.0.71:19171 --recordings-dir "$work/recordings" --dedicated-thread \
-    --ignore-stdin >"$work/carillon.log" 2>&1 &
+    --control 127.0.0.71:19171 --recordings-dir "$work/recordings" \
+    --wake-coalesce-us "${MEDIA_BENCH_COALESCE_US:-200}" --ignore-stdin >"$work/carillon.log" 2>&1 &
 carillon_pid=$!
 pids+=("$carillon_pid")
 

@@ -8,7 +8,7 @@ use carillon_media::recording::read_wav;
 use carillon_media::refusal::Refusal;
 use carillon_media::rtp::{build_packet, parse_rtp, OutgoingHeader};
 use carillon_media::shell::api::{PlayRequest, RecordingAction};
-use carillon_media::shell::{serve, ControlError, RelayConfig, Threading};
+use carillon_media::shell::{serve, ControlError, RelayConfig};
 use common::offer;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -17,13 +17,12 @@ use tokio::net::UdpSocket;
 #[allow(clippy::disallowed_methods)] // the test measures the playout's pacing
 async fn prompts_are_paced_and_shutdown_closes_recordings() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = RelayConfig::new(
+    let config = RelayConfig::new(
         "127.0.0.61".parse().expect("ip"),
         30600,
         30699,
         dir.path().join("recordings"),
     );
-    config.threading = Threading::Dedicated;
     let relay = serve(config).await.expect("relay starts");
     assert_eq!(relay.control_addr(), None, "no HTTP API unless asked");
     let control = relay.control();

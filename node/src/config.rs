@@ -148,9 +148,9 @@ pub struct MediaSection {
     pub control_addr: Option<String>,
     /// Where recordings go (default: `data_dir/recordings`).
     pub recordings_dir: Option<PathBuf>,
-    /// Run the relay on one dedicated thread.
-    #[serde(default)]
-    pub dedicated_thread: bool,
+    /// Nap after a relay turn that relayed few datagrams, in microseconds (default
+    /// 200; 0: none).
+    pub wake_coalesce_us: Option<u64>,
 }
 
 /// A node's configuration file.
@@ -403,7 +403,7 @@ impl NodeConfig {
 
     /// The relay settings, when `[media]` is set.
     pub fn relay(&self) -> Option<carillon_media::shell::RelayConfig> {
-        use carillon_media::shell::{RelayConfig, Threading};
+        use carillon_media::shell::RelayConfig;
         let m = self.media.as_ref()?;
         let mut config = RelayConfig::new(
             m.bind_ip.parse().ok()?,
@@ -415,8 +415,8 @@ impl NodeConfig {
         );
         config.advertised_ip = m.advertised_ip.as_ref().and_then(|a| a.parse().ok());
         config.control_addr = m.control_addr.as_ref().and_then(|a| a.parse().ok());
-        if m.dedicated_thread {
-            config.threading = Threading::Dedicated;
+        if let Some(us) = m.wake_coalesce_us {
+            config.wake_coalesce_us = us;
         }
         Some(config)
     }

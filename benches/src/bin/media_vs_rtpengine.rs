@@ -1,5 +1,5 @@
-//! Relayed G.711 calls per core: Carillon's media relay (`carillon-relay
-//! --dedicated-thread`, one relay thread) beside rtpengine 10.5 (userspace
+//! Relayed G.711 calls per core: Carillon's media relay (`carillon-relay`, whose
+//! engine is one thread) beside rtpengine 10.5 (userspace
 //! forwarding, `--num-threads=1`), both pinned to core 0, driven by this one
 //! generator (pinned to core 1 by `benches/media_vs_rtpengine.sh`, which also
 //! starts and stops both relays).
@@ -1067,7 +1067,40 @@ fn main() -> Result<()> {
         }
     }
     if c > 0 && r > 0 {
-        println!("  ratio carillon / rtpengine: {:.2}x", c as f64 / r as f64);
+        if c == tested_max && r == tested_max {
+            println!(
+                "  ratio carillon / rtpengine: not measured (both sustained the highest level \
+                 tried; see calls per core below)"
+            );
+        } else {
+            println!("  ratio carillon / rtpengine: {:.2}x", c as f64 / r as f64);
+        }
+        // Calls per core from CPU time: the relay's CPU per forwarded packet (median of the
+        // runs) at the highest level both sustained, and 100 forwarded packets/s per call
+        // (two legs at 50 packets/s). The cost per packet falls as load rises (more packets
+        // per wake-up), so a level near saturation gives the figure closest to a full core.
+        let level = c.min(r);
+        let per_call = 2 * PACKETS_PER_SECOND;
+        let per_core = |system: System| {
+            results.get(&(level, system)).map(|runs| {
+                let cost = median(
+                    &runs
+                        .iter()
+                        .map(|t| t.cpu_us_per_packet().unwrap_or(f64::NAN))
+                        .collect::<Vec<_>>(),
+                );
+                1e6 / (cost * per_call as f64)
+            })
+        };
+        if let (Some(cc), Some(rc)) = (per_core(System::Carillon), per_core(System::Rtpengine)) {
+            println!(
+                "calls per core from CPU time at {level} calls (1 core / (CPU us per forwarded \
+                 packet x {per_call} packets/s per call)):"
+            );
+            println!("  carillon: {cc:.0}");
+            println!("  rtpengine 10.5: {rc:.0}");
+            println!("  ratio carillon / rtpengine: {:.2}x", cc / rc);
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use carillon_media::leg::LatchPolicy;
-use carillon_media::shell::{self, RelayConfig, Threading};
+use carillon_media::shell::{self, RelayConfig};
 use clap::Parser;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -28,9 +28,10 @@ struct Args {
     /// Directory of recordings.
     #[arg(long, default_value = "recordings")]
     recordings_dir: PathBuf,
-    /// Run the relay on one dedicated thread (current-thread runtime).
-    #[arg(long)]
-    dedicated_thread: bool,
+    /// Nap after an engine turn that relayed few datagrams, in microseconds (0: none); at
+    /// most this much latency added, for fewer wake-ups under load.
+    #[arg(long, default_value_t = shell::DEFAULT_WAKE_COALESCE_US)]
+    wake_coalesce_us: u64,
     /// Consecutive packets from a new source needed to re-latch.
     #[arg(long, default_value_t = 5)]
     relatch_packets: u32,
@@ -89,11 +90,7 @@ fn main() -> anyhow::Result<()> {
             relatch_packets: args.relatch_packets,
             relatch_quiet_ms: args.relatch_quiet_ms,
         },
-        threading: if args.dedicated_thread {
-            Threading::Dedicated
-        } else {
-            Threading::Shared
-        },
+        wake_coalesce_us: args.wake_coalesce_us,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

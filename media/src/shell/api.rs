@@ -264,9 +264,9 @@ pub struct RelayCountersView {
     pub dropped_foreign_source: u64,
     /// Datagrams dropped for another reason (payload type, no SDP yet, bad event).
     pub dropped_other: u64,
-    /// Times a socket reader waited because the engine's ingress queue was full (the
-    /// engine is behind; sustained, it means the relay is overloaded).
-    pub ingress_waits: u64,
+    /// Times a port still held datagrams after its share of one engine turn and was read
+    /// again in the next (the engine is behind; sustained, the relay is overloaded).
+    pub reads_deferred: u64,
     /// Datagrams received on a port no leg owns.
     pub datagrams_unknown_port: u64,
     /// Sends that failed (socket buffer full or error).

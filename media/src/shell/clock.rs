@@ -24,8 +24,11 @@ impl Clock {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The instant `ms` milliseconds after the start, for timers.
-    pub fn instant_at(&self, ms: u64) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.start + Duration::from_millis(ms))
+    /// How long from now until `ms` milliseconds after the start (zero if that has passed),
+    /// for timers.
+    // The shell is where time is read.
+    #[allow(clippy::disallowed_methods)]
+    pub fn duration_until(&self, ms: u64) -> Duration {
+        (self.start + Duration::from_millis(ms)).saturating_duration_since(Instant::now())
     }
 }

@@ -1,12 +1,13 @@
 //! The in-process control handle: the same operations as the HTTP API, as async methods.
-//! Each call is one bounded-queue message to the relay's engine task and one reply; the
-//! engine is the single owner of the relay state (no lock).
+//! Each call is one bounded-queue message to the relay's engine thread (and a ring of its
+//! waker) and one reply; the engine is the single owner of the relay state (no lock).
 
 use super::api::{
     CreateSessionRequest, DtmfRequest, LegReady, Load, PlayRequest, RecordingAction,
     RecordingStatus, SessionCreated, SessionRemoved, SessionView, SetLegRequest,
 };
 use crate::refusal::Refusal;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a control operation did not happen.
@@ -62,20 +63,32 @@ pub(crate) enum Request {
 #[derive(Debug, Clone)]
 pub struct Control {
     requests: mpsc::Sender<Request>,
+    /// Rung after each request: the engine waits on its poller, not on the queue.
+    waker: Arc<mio::Waker>,
 }
 
 impl Control {
-    pub(crate) fn new(requests: mpsc::Sender<Request>) -> Control {
-        Control { requests }
+    pub(crate) fn new(requests: mpsc::Sender<Request>, waker: Arc<mio::Waker>) -> Control {
+        Control { requests, waker }
+    }
+
+    /// Puts a request in the engine's queue and wakes the engine.
+    async fn submit(&self, request: Request) -> ControlResult<()> {
+        // Bounded queue: callers wait here when the engine is behind (back-pressure).
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| ControlError::RelayStopped)?;
+        if let Err(error) = self.waker.wake() {
+            // The engine still sees the request at its next timer tick (20 ms at most).
+            tracing::warn!(%error, "relay: waking the engine failed");
+        }
+        Ok(())
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> ControlResult<T> {
         let (reply, answer) = oneshot::channel();
-        // Bounded queue: callers wait here when the engine is behind (back-pressure).
-        self.requests
-            .send(make(reply))
-            .await
-            .map_err(|_| ControlError::RelayStopped)?;
+        self.submit(make(reply)).await?;
         answer.await.map_err(|_| ControlError::RelayStopped)?
     }
 
@@ -160,7 +173,7 @@ impl Control {
     /// Asks the engine to stop (closing recordings); returns when it has.
     pub(crate) async fn shutdown(&self) {
         let (done, stopped) = oneshot::channel();
-        if self.requests.send(Request::Shutdown(done)).await.is_ok() {
+        if self.submit(Request::Shutdown(done)).await.is_ok() {
             // An error means the engine is gone already: stopped either way.
             let _ = stopped.await;
         }

@@ -1,9 +1,10 @@
-//! The I/O shell around the sans-IO [`Relay`]: tokio UDP sockets for the legs' ports, a
-//! clock, timers for playout, recording files, and the control API (in-process
-//! [`Control`] and HTTP, [`http`]).
+//! The I/O shell around the sans-IO [`Relay`]: UDP sockets for the legs' ports, a clock,
+//! timers for playout, recording files, and the control API (in-process [`Control`] and
+//! HTTP, [`http`]).
 //!
-//! One engine task owns the relay ([`engine`]); socket readers and control handles reach it
-//! through bounded queues. Time is read here ([`clock::Clock`]) and handed to the core as
+//! One engine thread owns the relay and every leg's socket ([`engine`], one `mio` poller);
+//! control handles reach it through a bounded queue and a waker; the HTTP API runs on the
+//! caller's tokio runtime. Time is read here ([`clock::Clock`]) and handed to the core as
 //! `now_ms`. Playout (prompts, music on hold, generated DTMF) is paced by a timer that
 //! fires at the core's next due time and at least every [`PLAYOUT_TICK_MS`].
 //!
@@ -40,16 +41,9 @@ pub const MAX_QUEUED_DIGITS: usize = 64;
 /// Control requests waiting for the engine.
 pub const CONTROL_QUEUE_LEN: usize = 1024;
 
-/// Where the engine runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Threading {
-    /// On the caller's tokio runtime (a task).
-    #[default]
-    Shared,
-    /// On one dedicated thread with its own current-thread runtime (the benchmark's "one
-    /// relay thread"); the HTTP API stays on the caller's runtime.
-    Dedicated,
-}
+/// Default nap after an engine turn that relayed few datagrams, in microseconds: at most
+/// this much latency added to a packet, for far fewer wake-ups under load.
+pub const DEFAULT_WAKE_COALESCE_US: u64 = 200;
 
 /// Configuration of a relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +62,13 @@ pub struct RelayConfig {
     pub recordings_dir: PathBuf,
     /// Latching policy of every leg.
     pub latch: LatchPolicy,
-    /// Where the engine runs.
-    pub threading: Threading,
+    /// Nap after an engine turn that relayed few datagrams, in microseconds (0: none).
+    pub wake_coalesce_us: u64,
 }
 
 impl RelayConfig {
     /// A configuration with the defaults: in-process control only, default latching,
-    /// shared runtime.
+    /// [`DEFAULT_WAKE_COALESCE_US`].
     pub fn new(bind_ip: IpAddr, first_port: u16, last_port: u16, recordings_dir: PathBuf) -> Self {
         RelayConfig {
             bind_ip,
@@ -84,7 +78,7 @@ impl RelayConfig {
             control_addr: None,
             recordings_dir,
             latch: LatchPolicy::default(),
-            threading: Threading::Shared,
+            wake_coalesce_us: DEFAULT_WAKE_COALESCE_US,
         }
     }
 }
@@ -111,18 +105,12 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
-    /// The dedicated thread or its runtime could not start.
+    /// The engine's thread or its poller could not start.
     #[error("relay thread: {0}")]
     Thread(std::io::Error),
     /// The HTTP server failed.
     #[error("control API server: {0}")]
     Http(std::io::Error),
-}
-
-#[derive(Debug)]
-enum EngineRun {
-    Task(tokio::task::JoinHandle<()>),
-    Thread(oneshot::Receiver<()>),
 }
 
 /// A running relay.
@@ -134,12 +122,12 @@ pub struct RelayHandle {
         oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
     )>,
-    engine: EngineRun,
+    /// Closed when the engine's thread ends.
+    engine_finished: oneshot::Receiver<()>,
 }
 
-/// Starts a relay: the engine (on the caller's tokio runtime, or on a dedicated thread)
-/// and, when `control_addr` is set, the HTTP control API. Must be called within a tokio
-/// runtime.
+/// Starts a relay: the engine on a thread of its own and, when `control_addr` is set, the
+/// HTTP control API. Must be called within a tokio runtime (for the HTTP API).
 pub async fn serve(config: RelayConfig) -> Result<RelayHandle, ServeError> {
     let relay = Relay::new(CoreConfig {
         advertised_ip: config.advertised_ip.unwrap_or(config.bind_ip),
@@ -153,36 +141,30 @@ pub async fn serve(config: RelayConfig) -> Result<RelayHandle, ServeError> {
             source,
         }
     })?;
+    let poll = mio::Poll::new().map_err(ServeError::Thread)?;
+    let waker =
+        mio::Waker::new(poll.registry(), engine::WAKER_TOKEN).map_err(ServeError::Thread)?;
     let (requests, commands) = mpsc::channel(CONTROL_QUEUE_LEN);
-    let control = Control::new(requests);
+    let control = Control::new(requests, std::sync::Arc::new(waker));
     let settings = EngineSettings {
         bind_ip: config.bind_ip,
         recordings_dir: config.recordings_dir.clone(),
+        wake_coalesce: std::time::Duration::from_micros(config.wake_coalesce_us),
     };
-    let engine = Engine::new(relay, clock::Clock::start(), settings, commands);
-    let engine = match config.threading {
-        Threading::Shared => EngineRun::Task(tokio::spawn(engine.run())),
-        Threading::Dedicated => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(ServeError::Thread)?;
-            let (finished, finished_receiver) = oneshot::channel::<()>();
-            std::thread::Builder::new()
-                .name("carillon-relay".to_string())
-                .spawn(move || {
-                    runtime.block_on(engine.run());
-                    drop(finished);
-                })
-                .map_err(ServeError::Thread)?;
-            EngineRun::Thread(finished_receiver)
-        }
-    };
+    let engine = Engine::new(relay, clock::Clock::start(), settings, poll, commands);
+    let (finished, engine_finished) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("carillon-relay".to_string())
+        .spawn(move || {
+            engine.run();
+            drop(finished);
+        })
+        .map_err(ServeError::Thread)?;
     let mut handle = RelayHandle {
         control: control.clone(),
         control_addr: None,
         http: None,
-        engine,
+        engine_finished,
     };
     if let Some(addr) = config.control_addr {
         let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -228,16 +210,8 @@ impl RelayHandle {
 
     async fn stop_engine(&mut self) {
         self.control.shutdown().await;
-        match &mut self.engine {
-            EngineRun::Task(task) => {
-                // The engine returned after the shutdown reply; a join error is a panic
-                // that tracing has reported already.
-                let _ = task.await;
-            }
-            EngineRun::Thread(finished) => {
-                let _ = finished.await;
-            }
-        }
+        // Closed (an error here) when the engine's thread has ended.
+        let _ = (&mut self.engine_finished).await;
     }
 
     /// Stops the HTTP API and the engine; active recordings are finished and their audit

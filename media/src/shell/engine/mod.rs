@@ -1,15 +1,21 @@
-//! The engine: the one task that owns the sans-IO [`Relay`], its sockets and recording
+//! The engine: the one thread that owns the sans-IO [`Relay`], its sockets and recording
 //! files. It reads the clock, feeds datagrams, commands and timer ticks to the relay, and
-//! performs the actions that come out (send, record, report). Everything else talks to it
-//! through bounded queues: the socket reader tasks (datagrams), the [`super::Control`]
-//! handles (commands).
+//! performs the actions that come out (send, record, report). It waits on one `mio` poller
+//! for every leg's socket and for a waker that the [`super::Control`] handles ring after
+//! putting a request in their bounded queue.
 //!
-//! Bounds: the ingress queue holds [`INGRESS_QUEUE_BATCHES`] batches of at most
-//! [`MAX_BATCH`] datagrams (when it is full the readers wait, so the sockets' kernel buffers
-//! absorb a burst and overflow there, per port); the engine handles at most
-//! [`MAX_BATCHES_PER_WAKE`] batches before it looks at commands and timers again; each session
-//! keeps its last [`super::MAX_SESSION_EVENTS`] events and at most
-//! [`super::MAX_QUEUED_DIGITS`] queued digits per leg.
+//! A turn: wait for readiness (or the next timer), read each ready port (at most
+//! [`MAX_READS_PER_TURN`] datagrams from one port per turn; a port with more is read again
+//! first next turn and counted in `reads_deferred`), handle at most
+//! [`MAX_REQUESTS_PER_TURN`] control requests, fire the timer when due. A turn that relayed
+//! fewer than [`COALESCE_BELOW`] datagrams is followed by a nap of the configured
+//! `wake_coalesce_us`, so that under load one wake-up serves many ports instead of one:
+//! each port carries only 50 packets/s, and a wake-up per packet is what a relay's CPU
+//! goes to (benches/MEDIA_RESULTS.md). The nap adds at most that much latency to a packet.
+//!
+//! Bounds: each session keeps its last [`super::MAX_SESSION_EVENTS`] events and at most
+//! [`super::MAX_QUEUED_DIGITS`] queued digits per leg; the sockets' kernel buffers hold a
+//! burst, and overflow there, per port.
 
 use super::api::{RelayCountersView, SessionEvent};
 use super::clock::Clock;
@@ -19,42 +25,29 @@ use super::load::RateWindow;
 use super::{MAX_SESSION_EVENTS, PLAYOUT_TICK_MS};
 use crate::control::{Command, Relay, SessionId};
 use crate::session::{Action, DropReason, LegIndex};
+use mio::net::UdpSocket;
+use mio::{Events, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tokio::net::UdpSocket;
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 mod requests;
 
-/// Datagrams a reader takes from its socket before handing them over.
-pub const MAX_BATCH: usize = 32;
-/// Batches the ingress queue holds.
-pub const INGRESS_QUEUE_BATCHES: usize = 8192;
-/// Batches handled per wake-up before commands and timers get a turn.
-pub const MAX_BATCHES_PER_WAKE: usize = 256;
-/// Receive buffer of a reader (larger than any datagram the relay forwards, so that an
-/// oversized one is seen as such).
+/// Datagrams read from one port per turn before the other ready ports get theirs.
+pub const MAX_READS_PER_TURN: usize = 32;
+/// Control requests handled per turn.
+pub const MAX_REQUESTS_PER_TURN: usize = 64;
+/// A turn that relayed fewer datagrams than this is followed by the coalescing nap.
+pub const COALESCE_BELOW: usize = 64;
+/// Readiness events taken from the poller per turn.
+const EVENTS_PER_POLL: usize = 1024;
+/// Receive buffer (larger than any datagram the relay forwards, so that an oversized one is
+/// seen as such).
 const RECEIVE_BUFFER_LEN: usize = 2048;
-
-/// Datagrams read from one local port.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    local_port: u16,
-    datagrams: Vec<(SocketAddr, Vec<u8>)>,
-}
-
-/// A bound port: the engine sends through a plain non-blocking socket (a duplicate of the
-/// reader's descriptor), so a send never depends on the runtime having seen the socket
-/// writable yet; it fails only when the kernel's buffer is full.
-#[derive(Debug)]
-struct PortSocket {
-    sender: std::net::UdpSocket,
-    reader: JoinHandle<()>,
-}
+/// The poller's token of the control waker (ports use their number).
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
 
 #[derive(Debug, Default)]
 struct Extras {
@@ -78,6 +71,14 @@ impl Extras {
 pub(crate) struct EngineSettings {
     pub bind_ip: IpAddr,
     pub recordings_dir: PathBuf,
+    /// Nap after a turn that relayed few datagrams (zero: none).
+    pub wake_coalesce: Duration,
+}
+
+/// Whether the engine goes on after handling control requests.
+enum Flow {
+    Continue,
+    Stop,
 }
 
 /// The engine.
@@ -86,16 +87,16 @@ pub(crate) struct Engine {
     relay: Relay,
     clock: Clock,
     settings: EngineSettings,
-    sockets: HashMap<u16, PortSocket>,
-    /// Readers of closed ports, aborted; the port is free once the reader is gone (it holds
-    /// the socket), so a new bind of that port waits for it first. At most one per port.
-    closing: HashMap<u16, JoinHandle<()>>,
-    ingress_sender: mpsc::Sender<Batch>,
-    ingress: mpsc::Receiver<Batch>,
+    poll: Poll,
+    sockets: HashMap<u16, UdpSocket>,
+    /// Ports that still had datagrams after their share of a turn. Readiness is reported on
+    /// edges, so these are read again first in the next turn, which then does not wait.
+    pending_reads: VecDeque<u16>,
     commands: mpsc::Receiver<Request>,
+    /// Requests may be waiting (the waker rang, or the last turn stopped at its limit).
+    commands_pending: bool,
     extras: HashMap<SessionId, Extras>,
     counters: RelayCountersView,
-    ingress_waits: Arc<AtomicU64>,
     received_rate: RateWindow,
     recordings_made: u64,
 }
@@ -109,32 +110,35 @@ fn leg_name(relay: &Relay, id: &SessionId, leg: LegIndex) -> String {
 }
 
 impl Engine {
+    /// An engine and its poller; the waker for control handles is made from
+    /// [`Engine::poll`]'s registry by the caller.
     pub(crate) fn new(
         relay: Relay,
         clock: Clock,
         settings: EngineSettings,
+        poll: Poll,
         commands: mpsc::Receiver<Request>,
     ) -> Engine {
-        let (ingress_sender, ingress) = mpsc::channel(INGRESS_QUEUE_BATCHES);
         Engine {
             relay,
             clock,
             settings,
+            poll,
             sockets: HashMap::new(),
-            closing: HashMap::new(),
-            ingress_sender,
-            ingress,
+            pending_reads: VecDeque::new(),
             commands,
+            commands_pending: true,
             extras: HashMap::new(),
             counters: RelayCountersView::default(),
-            ingress_waits: Arc::new(AtomicU64::new(0)),
             received_rate: RateWindow::default(),
             recordings_made: 0,
         }
     }
 
-    /// Runs until shut down (or every control handle is gone).
-    pub(crate) async fn run(mut self) {
+    /// Runs until shut down (or every control handle is gone, or the poller fails).
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        let mut buffer = vec![0u8; RECEIVE_BUFFER_LEN];
         let mut next_tick_ms = self.clock.now_ms() + PLAYOUT_TICK_MS;
         // The core's next due time scans every session; it is computed again only after
         // what can move it earlier than the periodic tick in practice: a control request
@@ -150,84 +154,130 @@ impl Engine {
                 core_due_stale = false;
             }
             let due_ms = core_due_ms.map_or(next_tick_ms, |t| t.min(next_tick_ms));
-            let deadline = self.clock.instant_at(due_ms);
-            tokio::select! {
-                biased;
-                request = self.commands.recv() => match request {
-                    Some(Request::Shutdown(done)) => {
-                        self.close_all("relay: shutdown");
-                        // The requester may have gone; the engine stops either way.
-                        let _ = done.send(());
-                        return;
-                    }
-                    Some(request) => {
-                        self.on_request(request).await;
-                        core_due_stale = true;
-                    }
-                    None => {
-                        self.close_all("relay: control handles dropped");
-                        return;
-                    }
-                },
-                batch = self.ingress.recv() => {
-                    // The engine holds a sender itself, so the queue never closes.
-                    if let Some(batch) = batch {
-                        self.on_batches(batch);
-                    }
+            let timeout = if self.pending_reads.is_empty() && !self.commands_pending {
+                self.clock.duration_until(due_ms)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(%error, "relay: poller failed; stopping");
+                    self.close_all("relay: poller failed");
+                    return;
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    let now_ms = self.clock.now_ms();
-                    self.on_tick(now_ms);
-                    core_due_stale = true;
-                    if now_ms >= next_tick_ms {
-                        next_tick_ms = now_ms + PLAYOUT_TICK_MS;
-                    }
+            }
+            let now_ms = self.clock.now_ms();
+            let mut relayed = 0;
+            for port in std::mem::take(&mut self.pending_reads) {
+                relayed += self.read_port(now_ms, port, &mut buffer);
+            }
+            for event in events.iter() {
+                if event.token() == WAKER_TOKEN {
+                    self.commands_pending = true;
+                } else if let Ok(port) = u16::try_from(event.token().0) {
+                    relayed += self.read_port(now_ms, port, &mut buffer);
                 }
+            }
+            if self.commands_pending {
+                match self.take_requests() {
+                    Flow::Stop => return,
+                    Flow::Continue => core_due_stale = true,
+                }
+            }
+            let now_ms = self.clock.now_ms();
+            if now_ms >= due_ms {
+                self.on_tick(now_ms);
+                core_due_stale = true;
+                // A request whose wake-up was lost is still seen within a tick.
+                self.commands_pending = true;
+                if now_ms >= next_tick_ms {
+                    next_tick_ms = now_ms + PLAYOUT_TICK_MS;
+                }
+            }
+            if relayed > 0
+                && relayed < COALESCE_BELOW
+                && !self.settings.wake_coalesce.is_zero()
+                && self.pending_reads.is_empty()
+                && !self.commands_pending
+            {
+                std::thread::sleep(self.settings.wake_coalesce);
             }
         }
     }
 
-    fn on_batches(&mut self, first: Batch) {
-        let now_ms = self.clock.now_ms();
-        let mut batch = Some(first);
-        let mut handled = 0;
-        while let Some(current) = batch.take() {
-            self.on_batch(now_ms, current);
-            handled += 1;
-            if handled < MAX_BATCHES_PER_WAKE {
-                batch = self.ingress.try_recv().ok();
+    /// Handles the waiting control requests, at most [`MAX_REQUESTS_PER_TURN`].
+    fn take_requests(&mut self) -> Flow {
+        for _ in 0..MAX_REQUESTS_PER_TURN {
+            match self.commands.try_recv() {
+                Ok(Request::Shutdown(done)) => {
+                    self.close_all("relay: shutdown");
+                    // The requester may have gone; the engine stops either way.
+                    let _ = done.send(());
+                    return Flow::Stop;
+                }
+                Ok(request) => self.on_request(request),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    self.commands_pending = false;
+                    return Flow::Continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.close_all("relay: control handles dropped");
+                    return Flow::Stop;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Reads a ready port: at most [`MAX_READS_PER_TURN`] datagrams, until it has no more.
+    /// Returns how many were read.
+    fn read_port(&mut self, now_ms: u64, port: u16, buffer: &mut [u8]) -> usize {
+        let mut read = 0;
+        loop {
+            if read == MAX_READS_PER_TURN {
+                self.pending_reads.push_back(port);
+                self.counters.reads_deferred += 1;
+                return read;
+            }
+            let Some(socket) = self.sockets.get(&port) else {
+                return read;
+            };
+            match socket.recv_from(buffer) {
+                Ok((len, from)) => {
+                    read += 1;
+                    self.on_datagram(now_ms, port, from, &buffer[..len]);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return read,
+                // Other errors (an ICMP report on Linux) concern one earlier datagram; the
+                // port may hold more, so it is read on (within the same bound).
+                Err(_) => read += 1,
             }
         }
     }
 
-    fn on_batch(&mut self, now_ms: u64, batch: Batch) {
-        let count = batch.datagrams.len() as u64;
-        self.counters.datagrams_received += count;
-        self.received_rate.add(now_ms, count);
-        for (from, bytes) in batch.datagrams {
-            let actions = self
-                .relay
-                .on_datagram(now_ms, batch.local_port, from, &bytes);
-            let mut owner: Option<SessionId> = None;
-            for action in actions {
-                match action {
-                    Action::Forward {
-                        from_port,
-                        to_addr,
-                        bytes,
-                        ..
-                    } => self.send(from_port, to_addr, &bytes),
-                    Action::Drop { reason, .. } => self.count_drop(reason),
-                    other => {
-                        if owner.is_none() {
-                            owner = self
-                                .relay
-                                .owner_of_port(batch.local_port)
-                                .map(|(id, _)| id.clone());
-                        }
-                        if let Some(id) = &owner {
-                            self.perform(now_ms, id, other);
-                        }
+    fn on_datagram(&mut self, now_ms: u64, local_port: u16, from: SocketAddr, bytes: &[u8]) {
+        self.counters.datagrams_received += 1;
+        self.received_rate.add(now_ms, 1);
+        let actions = self.relay.on_datagram(now_ms, local_port, from, bytes);
+        let mut owner: Option<SessionId> = None;
+        for action in actions {
+            match action {
+                Action::Forward {
+                    from_port,
+                    to_addr,
+                    bytes,
+                    ..
+                } => self.send(from_port, to_addr, &bytes),
+                Action::Drop { reason, .. } => self.count_drop(reason),
+                other => {
+                    if owner.is_none() {
+                        owner = self
+                            .relay
+                            .owner_of_port(local_port)
+                            .map(|(id, _)| id.clone());
+                    }
+                    if let Some(id) = &owner {
+                        self.perform(now_ms, id, other);
                     }
                 }
             }
@@ -247,7 +297,7 @@ impl Engine {
         let sent = self
             .sockets
             .get(&from_port)
-            .is_some_and(|s| s.sender.send_to(bytes, to_addr).is_ok());
+            .is_some_and(|s| s.send_to(bytes, to_addr).is_ok());
         if sent {
             self.counters.datagrams_sent += 1;
         } else {
@@ -375,62 +425,18 @@ impl Engine {
                 }
             }
         }
-        for (_, port) in self.sockets.drain() {
-            port.reader.abort();
+        for (_, mut socket) in self.sockets.drain() {
+            // Closing the socket removes it from the poller in any case.
+            let _ = self.poll.registry().deregister(&mut socket);
         }
+        self.pending_reads.clear();
     }
 
-    /// Stops reading a port; its socket closes when the aborted reader is dropped.
+    /// Stops reading a port and closes its socket (the port is free again at once).
     fn close_port(&mut self, port: u16) {
-        if let Some(closed) = self.sockets.remove(&port) {
-            closed.reader.abort();
-            self.closing.retain(|_, reader| !reader.is_finished());
-            self.closing.insert(port, closed.reader);
-        }
-    }
-}
-
-/// Reads one socket: waits until it is readable, takes up to [`MAX_BATCH`] datagrams and
-/// hands them to the engine; waits (and counts the wait) when the engine's queue is full.
-async fn read_socket(
-    socket: UdpSocket,
-    local_port: u16,
-    ingress: mpsc::Sender<Batch>,
-    ingress_waits: Arc<AtomicU64>,
-) {
-    let mut buffer = vec![0u8; RECEIVE_BUFFER_LEN];
-    loop {
-        if socket.readable().await.is_err() {
-            return;
-        }
-        let mut datagrams = Vec::new();
-        while datagrams.len() < MAX_BATCH {
-            match socket.try_recv_from(&mut buffer) {
-                Ok((len, from)) => datagrams.push((from, buffer[..len].to_vec())),
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-                // Other errors (an ICMP report on Linux) concern one datagram: go on later.
-                Err(_) => break,
-            }
-        }
-        if datagrams.is_empty() {
-            tokio::task::yield_now().await;
-            continue;
-        }
-        let batch = Batch {
-            local_port,
-            datagrams,
-        };
-        match ingress.try_send(batch) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(batch)) => {
-                // Back-pressure: this reader waits, and its socket's kernel buffer (bounded
-                // by the OS) holds what comes meanwhile.
-                ingress_waits.fetch_add(1, Ordering::Relaxed);
-                if ingress.send(batch).await.is_err() {
-                    return;
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        if let Some(mut socket) = self.sockets.remove(&port) {
+            // Closing the socket removes it from the poller in any case.
+            let _ = self.poll.registry().deregister(&mut socket);
         }
     }
 }

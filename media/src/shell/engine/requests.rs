@@ -2,7 +2,7 @@
 //! what the shell owns around it (sockets of new legs, recording files, session events,
 //! queued digits).
 
-use super::{read_socket, Engine, Extras, PortSocket};
+use super::{Engine, Extras};
 use crate::control::{self, Command, Reply, SessionId};
 use crate::refusal::Refusal;
 use crate::shell::api::{
@@ -13,13 +13,11 @@ use crate::shell::control::{ControlError, ControlResult, Request};
 use crate::shell::files::{self, RecordingFile};
 use crate::shell::load;
 use crate::shell::MAX_QUEUED_DIGITS;
+use mio::{Interest, Token};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use tokio::net::UdpSocket;
 
 impl Engine {
-    pub(super) async fn on_request(&mut self, request: Request) {
+    pub(super) fn on_request(&mut self, request: Request) {
         let now_ms = self.clock.now_ms();
         // A requester that gave up no longer wants the answer: sends are allowed to fail.
         match request {
@@ -44,7 +42,7 @@ impl Engine {
                 let _ = reply.send(result);
             }
             Request::SetLeg(session, leg, body, reply) => {
-                let result = self.set_leg(now_ms, session, leg, body.remote_sdp).await;
+                let result = self.set_leg(now_ms, session, leg, body.remote_sdp);
                 let _ = reply.send(result);
             }
             Request::LocalSdp(session, leg, reply) => {
@@ -107,13 +105,13 @@ impl Engine {
                 let _ = reply.send(Ok(self.load(now_ms)));
             }
             Request::Shutdown(done) => {
-                // Handled in `run`; kept total for the match.
+                // Handled in `take_requests`; kept total for the match.
                 let _ = done.send(());
             }
         }
     }
 
-    async fn set_leg(
+    fn set_leg(
         &mut self,
         now_ms: u64,
         session: String,
@@ -131,10 +129,6 @@ impl Engine {
         };
         for port in [ports.rtp, ports.rtcp] {
             if !self.sockets.contains_key(&port) {
-                if let Some(reader) = self.closing.remove(&port) {
-                    // Aborted: this returns as soon as the reader (and its socket) is dropped.
-                    let _ = reader.await;
-                }
                 self.bind(port)?;
             }
         }
@@ -153,15 +147,12 @@ impl Engine {
         let std_socket =
             std::net::UdpSocket::bind((self.settings.bind_ip, port)).map_err(unavailable)?;
         std_socket.set_nonblocking(true).map_err(unavailable)?;
-        let sender = std_socket.try_clone().map_err(unavailable)?;
-        let socket = UdpSocket::from_std(std_socket).map_err(unavailable)?;
-        let reader = tokio::spawn(read_socket(
-            socket,
-            port,
-            self.ingress_sender.clone(),
-            Arc::clone(&self.ingress_waits),
-        ));
-        self.sockets.insert(port, PortSocket { sender, reader });
+        let mut socket = mio::net::UdpSocket::from_std(std_socket);
+        self.poll
+            .registry()
+            .register(&mut socket, Token(usize::from(port)), Interest::READABLE)
+            .map_err(unavailable)?;
+        self.sockets.insert(port, socket);
         Ok(())
     }
 
@@ -379,7 +370,6 @@ impl Engine {
     fn load(&mut self, now_ms: u64) -> Load {
         let relay = self.relay.counters();
         let mut counters = self.counters;
-        counters.ingress_waits = self.ingress_waits.load(Ordering::Relaxed);
         counters.datagrams_unknown_port = relay.datagrams_unknown_port;
         // The shell's own refusals plus the core's.
         counters.refused_unknown_session += relay.refused_unknown_session;
