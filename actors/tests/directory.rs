@@ -283,3 +283,59 @@ fn views_never_carry_secrets() {
     );
     assert!(f.ledger.user_by_login(f.other_tenant, "admin").is_none());
 }
+
+/// The SIP username lookup (every REGISTER) follows renames, deletions and snapshots: the
+/// ledger keeps an index, not a scan.
+#[test]
+fn the_sip_username_lookup_follows_renames_deletions_and_snapshots() {
+    use carillon_actors::ledger::Ledger;
+    use carillon_consensus::ReplicatedState;
+    use common::{sip_phone, sip_secret};
+    let mut f = Fixture::new();
+    let desk = f.state().device_by_sip_username("desk").map(|d| d.id);
+    assert_eq!(desk, Some(f.phone), "the fixture's phone registers as desk");
+    f.ok(Command::UpdateDevice {
+        tenant: f.tenant,
+        device: f.phone,
+        spec: sip_phone("front-desk", "101"),
+        sip_secret: None,
+    });
+    assert!(
+        f.state().device_by_sip_username("desk").is_none(),
+        "the old name is gone"
+    );
+    assert_eq!(
+        f.state().device_by_sip_username("front-desk").map(|d| d.id),
+        Some(f.phone)
+    );
+    // The freed name can be taken by another device.
+    let second = DeviceId(f.create(Command::CreateDevice {
+        tenant: f.tenant,
+        spec: sip_phone("desk", "102"),
+        sip_secret: Some(sip_secret("desk")),
+    }));
+    assert_eq!(
+        f.state().device_by_sip_username("desk").map(|d| d.id),
+        Some(second)
+    );
+    let bytes = f.ledger.snapshot().expect("snapshot");
+    let restored = Ledger::restore(&bytes).expect("restore");
+    let tenant = restored.tenant(f.tenant).expect("tenant");
+    assert_eq!(
+        tenant.device_by_sip_username("desk").map(|d| d.id),
+        Some(second)
+    );
+    assert_eq!(
+        tenant.device_by_sip_username("front-desk").map(|d| d.id),
+        Some(f.phone)
+    );
+    f.ok(Command::DeleteDevice {
+        tenant: f.tenant,
+        device: second,
+    });
+    assert!(
+        f.state().device_by_sip_username("desk").is_none(),
+        "a deleted device is gone"
+    );
+    f.ledger.check_invariants();
+}

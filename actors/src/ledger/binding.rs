@@ -21,11 +21,11 @@ impl TenantState {
     }
 
     fn release_binding(&mut self, user: UserId) {
-        for device in self.devices.values_mut() {
+        self.devices.update_all(|device| {
             if device.bound_to == Some(user) {
                 device.bound_to = None;
             }
-        }
+        });
     }
 
     pub(crate) fn bind_device(&mut self, user: UserId, device: DeviceId) -> Checked<Outcome> {
@@ -50,9 +50,8 @@ impl TenantState {
             || "an agent binds a line after logging in".into(),
         )?;
         self.release_binding(user);
-        if let Some(line) = self.devices.get_mut(&device) {
-            line.bound_to = Some(user);
-        }
+        self.devices
+            .update(&device, |line| line.bound_to = Some(user));
         Ok(Outcome::Done)
     }
 
@@ -80,11 +79,11 @@ impl TenantState {
         if self.bound_device(user).is_some_and(|d| d.id != device) {
             self.release_binding(user);
         }
-        if let Some(line) = self.devices.get_mut(&device) {
+        self.devices.update(&device, |line| {
             if line.bound_to.is_none() {
                 line.bound_to = Some(user);
             }
-        }
+        });
     }
 
     /// Ends `user`'s session (after its last terminal and activity). The line

@@ -1,7 +1,6 @@
 //! Devices (D1-D4, D7, L1) and public numbers (D2, V5) of one tenant.
 
 use super::command::Outcome;
-use super::directory::get_mut;
 use super::tenant::TenantState;
 use crate::model::credentials::SipSecret;
 use crate::model::directory::{Device, DeviceSpec, Number, NumberTarget};
@@ -33,10 +32,9 @@ impl TenantState {
         }
         if let Some(username) = &spec.sip_username {
             ensure(
-                !self
-                    .devices
-                    .values()
-                    .any(|d| Some(d.id) != id && d.spec.sip_username.as_deref() == Some(username)),
+                self.devices
+                    .by_sip_username(username)
+                    .is_none_or(|d| Some(d.id) == id),
                 RefusalCode::SipUsernameNotUnique,
                 || format!("SIP username {username:?} is taken in this tenant"),
             )?;
@@ -89,15 +87,12 @@ impl TenantState {
     ) -> Checked<Outcome> {
         self.check_device(None, &spec, secret.as_ref())?;
         let sip_secret = if spec.kind.registers() { secret } else { None };
-        self.devices.insert(
+        self.devices.insert(Device {
             id,
-            Device {
-                id,
-                spec,
-                sip_secret,
-                bound_to: None,
-            },
-        );
+            spec,
+            sip_secret,
+            bound_to: None,
+        });
         Ok(Outcome::Created { id: id.0 })
     }
 
@@ -113,13 +108,16 @@ impl TenantState {
             || "no such device in this tenant".into(),
         )?;
         self.check_device(Some(id), &spec, secret.as_ref())?;
-        let device = get_mut(&mut self.devices, &id, "device")?;
-        if !spec.kind.registers() {
-            device.sip_secret = None;
-        } else if secret.is_some() {
-            device.sip_secret = secret;
-        }
-        device.spec = spec;
+        self.devices
+            .update(&id, |device| {
+                if !spec.kind.registers() {
+                    device.sip_secret = None;
+                } else if secret.is_some() {
+                    device.sip_secret = secret;
+                }
+                device.spec = spec;
+            })
+            .ok_or_else(|| Refusal::not_found("device"))?;
         Ok(Outcome::Done)
     }
 

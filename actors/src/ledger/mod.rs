@@ -18,6 +18,7 @@
 
 mod binding;
 mod command;
+mod device_table;
 mod devices;
 mod directory;
 mod entries;

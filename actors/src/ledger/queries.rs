@@ -145,9 +145,7 @@ impl TenantState {
     /// The device registering as `username` (SIP usernames are unique in a
     /// tenant).
     pub fn device_by_sip_username(&self, username: &str) -> Option<&Device> {
-        self.devices
-            .values()
-            .find(|d| d.spec.sip_username.as_deref() == Some(username))
+        self.devices.by_sip_username(username)
     }
 
     /// Devices the tenant's device packages allow (L1).

@@ -1,10 +1,11 @@
 //! One tenant's part of the ledger and the dispatch of tenant-scoped commands.
 
 use super::command::{Command, Outcome};
+use super::device_table::DeviceTable;
 use super::entries::QueueEntries;
 use super::licences::Licences;
 use super::sessions::AgentSession;
-use crate::model::directory::{Branch, Device, Named, Number, PauseType, Tenant};
+use crate::model::directory::{Branch, Named, Number, PauseType, Tenant};
 use crate::model::queue::Queue;
 use crate::model::refusal::Checked;
 use crate::model::user::User;
@@ -20,7 +21,7 @@ pub struct TenantState {
     pub(crate) tenant: Tenant,
     pub(crate) branches: BTreeMap<BranchId, Branch>,
     pub(crate) users: BTreeMap<UserId, User>,
-    pub(crate) devices: BTreeMap<DeviceId, Device>,
+    pub(crate) devices: DeviceTable,
     pub(crate) numbers: BTreeMap<NumberId, Number>,
     pub(crate) queues: BTreeMap<QueueId, Queue>,
     pub(crate) skills: BTreeMap<SkillId, Named>,
@@ -37,7 +38,7 @@ impl TenantState {
             tenant,
             branches: BTreeMap::new(),
             users: BTreeMap::new(),
-            devices: BTreeMap::new(),
+            devices: DeviceTable::default(),
             numbers: BTreeMap::new(),
             queues: BTreeMap::new(),
             skills: BTreeMap::new(),
@@ -173,6 +174,7 @@ impl TenantState {
     pub(crate) fn check_invariants(&self) {
         self.licences.check_invariants(self.counted_devices());
         self.entries.check_invariants();
+        self.devices.check_invariants();
         self.check_bindings();
         for (user, session) in &self.sessions {
             assert!(
