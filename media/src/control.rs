@@ -220,6 +220,11 @@ pub struct Relay {
     prompts: BTreeMap<String, Vec<i16>>,
     counters: RelayCounters,
     sdp_sessions_made: u64,
+    /// The earliest timer of the sessions that received datagrams since the last
+    /// [`Relay::take_armed_ms`]: a datagram can arm a timer (a DTMF event's end timeout),
+    /// and a shell that keeps [`Relay::next_timer_ms`] between ticks learns of it here
+    /// without scanning every session.
+    armed_ms: Option<u64>,
 }
 
 fn check_name(name: &str, what: &'static str) -> Result<(), Refusal> {
@@ -241,6 +246,7 @@ impl Relay {
             prompts: tones::builtin_prompts().into_iter().collect(),
             counters: RelayCounters::default(),
             sdp_sessions_made: 0,
+            armed_ms: None,
         })
     }
 
@@ -536,12 +542,26 @@ impl Relay {
             return Vec::new();
         };
         match self.sessions.get_mut(id) {
-            Some(entry) => entry.session.on_packet(now_ms, *leg, from, bytes),
+            Some(entry) => {
+                let actions = entry.session.on_packet(now_ms, *leg, from, bytes);
+                // One session's legs: a few comparisons, not a scan of the relay.
+                if let Some(due) = entry.session.next_timer_ms() {
+                    self.armed_ms = Some(self.armed_ms.map_or(due, |armed| armed.min(due)));
+                }
+                actions
+            }
             None => {
                 self.counters.datagrams_unknown_port += 1;
                 Vec::new()
             }
         }
+    }
+
+    /// The earliest timer due in a session that received a datagram since the last call
+    /// (and forgets it). With [`Relay::next_timer_ms`] taken after each command and tick,
+    /// the minimum of the two is when [`Relay::on_tick`] should next run.
+    pub fn take_armed_ms(&mut self) -> Option<u64> {
+        self.armed_ms.take()
     }
 
     /// Lets time pass in every session; actions are handed to `emit` with their session.

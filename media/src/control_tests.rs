@@ -393,3 +393,55 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_datagram_that_arms_a_timer_is_reported_without_a_scan() {
+    let mut relay = relay(30000, 30009);
+    check(
+        &mut relay,
+        0,
+        Command::CreateSession { session: sid("s") },
+        Ok(()),
+    );
+    check(&mut relay, 0, set_leg("s", "a", Some(OFFER)), Ok(()));
+    let b_offer = OFFER.replace("192.0.2.1", "192.0.2.2");
+    check(&mut relay, 0, set_leg("s", "b", Some(&b_offer)), Ok(()));
+    let from: SocketAddr = "192.0.2.1:4000".parse().expect("addr");
+    let audio = build_packet(
+        OutgoingHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: 1,
+            timestamp: 0,
+            ssrc: 9,
+        },
+        &[0xD5; 160],
+    );
+    relay.on_datagram(1000, 30000, from, &audio);
+    assert_eq!(relay.take_armed_ms(), None, "audio arms no timer");
+    // The first packet of a DTMF event, whose end never comes.
+    let digit = crate::dtmf::Digit::from_char('5').expect("digit");
+    let first = &crate::dtmf::generate(digit, 200, 20, 10)[0];
+    let event = build_packet(
+        OutgoingHeader {
+            marker: true,
+            payload_type: 101,
+            sequence: 2,
+            timestamp: 160,
+            ssrc: 9,
+        },
+        &first.event.encode(),
+    );
+    relay.on_datagram(1020, 30000, from, &event);
+    let armed = relay.take_armed_ms();
+    assert_eq!(
+        armed,
+        relay.next_timer_ms(),
+        "the armed timer is the relay's next one"
+    );
+    assert!(
+        armed.is_some_and(|t| t > 1020),
+        "the event's end timeout is armed: {armed:?}"
+    );
+    assert_eq!(relay.take_armed_ms(), None, "taken once");
+}
