@@ -295,4 +295,24 @@ fn a_damaged_snapshot_is_refused() {
         Ledger::restore(b"{}").is_err(),
         "a snapshot has every field"
     );
+    // Two devices with one SIP username: refused with the reason, not a panic.
+    let mut f = Fixture::new();
+    f.create(Command::CreateDevice {
+        tenant: f.tenant,
+        spec: sip_phone("desk2", "102"),
+        sip_secret: Some(sip_secret("desk2")),
+    });
+    let text = String::from_utf8(f.ledger.snapshot().expect("snapshot")).expect("json");
+    assert!(
+        text.contains("\"sip_username\":\"desk2\""),
+        "the snapshot names the device"
+    );
+    let twin = text.replace("\"sip_username\":\"desk2\"", "\"sip_username\":\"desk\"");
+    let refused = Ledger::restore(twin.as_bytes()).expect_err("a duplicate SIP username");
+    assert!(
+        refused
+            .to_string()
+            .contains("SIP username \"desk\" belongs to two devices"),
+        "{refused}"
+    );
 }

@@ -2,19 +2,20 @@
 //! the engine naps for `wake_coalesce_us` before it polls again (a packet arriving meanwhile
 //! waits for the nap's end), and a burst on one port is read over several turns (at most
 //! 32 datagrams per port per turn, counted as `reads_deferred`) without losing a datagram.
+//! A nap beyond the bound is refused at start.
 
 mod common;
 
 use carillon_media::rtp::{build_packet, parse_rtp, OutgoingHeader};
-use carillon_media::shell::{serve, RelayConfig};
+use carillon_media::shell::{serve, RelayConfig, MAX_WAKE_COALESCE_US};
 use common::offer;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
-/// The nap of this test: long enough that no scheduling delay on a loaded machine can pass
-/// for it, short enough for a quick test.
-const NAP_MS: u64 = 100;
+/// The nap of this test (the longest a relay accepts): long enough that no scheduling
+/// delay on a loaded machine can pass for it, short enough for a quick test.
+const NAP_MS: u64 = 50;
 /// Datagrams sent to one port while the engine naps (more than the 32 read per turn; few
 /// enough for the kernel's default receive buffer).
 const BURST: u16 = 80;
@@ -110,4 +111,23 @@ async fn a_packet_waits_for_the_nap_and_a_burst_is_read_over_several_turns() {
         "{BURST} datagrams waiting on one port take at least three turns of 32: {counters:?}"
     );
     relay.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_nap_beyond_the_bound_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = RelayConfig::new(
+        "127.0.0.64".parse().expect("ip"),
+        30800,
+        30899,
+        dir.path().join("recordings"),
+    );
+    config.wake_coalesce_us = MAX_WAKE_COALESCE_US + 1;
+    match serve(config).await {
+        Err(error) => assert_eq!(
+            error.to_string(),
+            "wake_coalesce_us is 50001: at most 50000 (50 ms) is allowed"
+        ),
+        Ok(_) => panic!("a relay with a 50.001 ms nap started"),
+    }
 }

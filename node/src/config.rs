@@ -149,7 +149,7 @@ pub struct MediaSection {
     /// Where recordings go (default: `data_dir/recordings`).
     pub recordings_dir: Option<PathBuf>,
     /// Nap after a relay turn that relayed few datagrams, in microseconds (default
-    /// 200; 0: none).
+    /// 200; 0: none; at most 50,000).
     pub wake_coalesce_us: Option<u64>,
 }
 

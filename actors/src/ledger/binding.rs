@@ -21,11 +21,10 @@ impl TenantState {
     }
 
     fn release_binding(&mut self, user: UserId) {
-        self.devices.update_all(|device| {
-            if device.bound_to == Some(user) {
-                device.bound_to = None;
-            }
-        });
+        // An agent is bound to at most one line (`check_bindings`).
+        if let Some(line) = self.bound_device(user).map(|d| d.id) {
+            self.devices.update(&line, |device| device.bound_to = None);
+        }
     }
 
     pub(crate) fn bind_device(&mut self, user: UserId, device: DeviceId) -> Checked<Outcome> {

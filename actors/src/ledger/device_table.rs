@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 /// A tenant's devices by id, and by SIP username.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
-    from = "BTreeMap<DeviceId, Device>",
+    try_from = "BTreeMap<DeviceId, Device>",
     into = "BTreeMap<DeviceId, Device>"
 )]
 pub(crate) struct DeviceTable {
@@ -24,13 +24,42 @@ pub(crate) struct DeviceTable {
     by_sip_username: HashMap<String, DeviceId>,
 }
 
-impl From<BTreeMap<DeviceId, Device>> for DeviceTable {
-    fn from(by_id: BTreeMap<DeviceId, Device>) -> Self {
+/// Why a snapshot's devices cannot be a tenant's table.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeviceTableError {
+    /// A device is filed under another id than its own.
+    #[error("device {found:?} is filed under id {key:?}")]
+    Misfiled {
+        /// The map key.
+        key: DeviceId,
+        /// The device's own id.
+        found: DeviceId,
+    },
+    /// Two devices share a SIP username.
+    #[error("SIP username {0:?} belongs to two devices")]
+    DuplicateSipUsername(String),
+}
+
+impl TryFrom<BTreeMap<DeviceId, Device>> for DeviceTable {
+    type Error = DeviceTableError;
+
+    fn try_from(by_id: BTreeMap<DeviceId, Device>) -> Result<Self, Self::Error> {
         let mut table = DeviceTable::default();
-        for (_, device) in by_id {
+        for (key, device) in by_id {
+            if key != device.id {
+                return Err(DeviceTableError::Misfiled {
+                    key,
+                    found: device.id,
+                });
+            }
+            if let Some(username) = &device.spec.sip_username {
+                if table.by_sip_username.contains_key(username) {
+                    return Err(DeviceTableError::DuplicateSipUsername(username.clone()));
+                }
+            }
             table.insert(device);
         }
-        table
+        Ok(table)
     }
 }
 
@@ -93,11 +122,27 @@ impl DeviceTable {
         Some(result)
     }
 
-    /// Changes every device.
-    pub(crate) fn update_all(&mut self, mut f: impl FnMut(&mut Device)) {
-        let ids: Vec<DeviceId> = self.by_id.keys().copied().collect();
-        for id in ids {
-            self.update(&id, &mut f);
+    /// Changes every device in place; the index is rebuilt only if a SIP username changed
+    /// (the callers clear bindings and owners, which never does).
+    pub(crate) fn update_all(&mut self, f: impl FnMut(&mut Device)) {
+        self.by_id.values_mut().for_each(f);
+        let indexed = self.by_id.values().all(|d| {
+            d.spec
+                .sip_username
+                .as_ref()
+                .is_none_or(|name| self.by_sip_username.get(name) == Some(&d.id))
+        });
+        let with_username = self
+            .by_id
+            .values()
+            .filter(|d| d.spec.sip_username.is_some())
+            .count();
+        if !indexed || with_username != self.by_sip_username.len() {
+            self.by_sip_username.clear();
+            let devices: Vec<Device> = std::mem::take(&mut self.by_id).into_values().collect();
+            for device in devices {
+                self.insert(device);
+            }
         }
     }
 

@@ -28,8 +28,8 @@ struct Args {
     /// Directory of recordings.
     #[arg(long, default_value = "recordings")]
     recordings_dir: PathBuf,
-    /// Nap after an engine turn that relayed few datagrams, in microseconds (0: none); at
-    /// most this much latency added, for fewer wake-ups under load.
+    /// Nap after an engine turn that relayed few datagrams, in microseconds (0: none, at
+    /// most 50,000); at most this much latency added, for fewer wake-ups under load.
     #[arg(long, default_value_t = shell::DEFAULT_WAKE_COALESCE_US)]
     wake_coalesce_us: u64,
     /// Consecutive packets from a new source needed to re-latch.

@@ -44,6 +44,10 @@ pub const CONTROL_QUEUE_LEN: usize = 1024;
 /// Default nap after an engine turn that relayed few datagrams, in microseconds: at most
 /// this much latency added to a packet, for far fewer wake-ups under load.
 pub const DEFAULT_WAKE_COALESCE_US: u64 = 200;
+/// The longest nap a relay accepts (50 ms). Anything near it is a mistake in production (a
+/// phone's jitter buffer is a few tens of ms); the bound refuses a value given in the wrong
+/// unit rather than relaying every packet a second late.
+pub const MAX_WAKE_COALESCE_US: u64 = 50_000;
 
 /// Configuration of a relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +109,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The nap is longer than [`MAX_WAKE_COALESCE_US`].
+    #[error("wake_coalesce_us is {0}: at most {MAX_WAKE_COALESCE_US} (50 ms) is allowed")]
+    WakeCoalesceTooLong(u64),
     /// The engine's thread or its poller could not start.
     #[error("relay thread: {0}")]
     Thread(std::io::Error),
@@ -129,6 +136,9 @@ pub struct RelayHandle {
 /// Starts a relay: the engine on a thread of its own and, when `control_addr` is set, the
 /// HTTP control API. Must be called within a tokio runtime (for the HTTP API).
 pub async fn serve(config: RelayConfig) -> Result<RelayHandle, ServeError> {
+    if config.wake_coalesce_us > MAX_WAKE_COALESCE_US {
+        return Err(ServeError::WakeCoalesceTooLong(config.wake_coalesce_us));
+    }
     let relay = Relay::new(CoreConfig {
         advertised_ip: config.advertised_ip.unwrap_or(config.bind_ip),
         first_port: config.first_port,

@@ -75,6 +75,17 @@ pub(crate) struct EngineSettings {
     pub wake_coalesce: Duration,
 }
 
+/// A leg's bound port.
+#[derive(Debug)]
+struct Port {
+    socket: UdpSocket,
+    /// The turn in which the port was last read: a port is read at most once per turn,
+    /// even when it is both left over from the last turn and reported ready again.
+    read_in_turn: u64,
+    /// In `pending_reads` (at most once).
+    pending: bool,
+}
+
 /// Whether the engine goes on after handling control requests.
 enum Flow {
     Continue,
@@ -88,12 +99,16 @@ pub(crate) struct Engine {
     clock: Clock,
     settings: EngineSettings,
     poll: Poll,
-    sockets: HashMap<u16, UdpSocket>,
-    /// Ports that still had datagrams after their share of a turn. Readiness is reported on
-    /// edges, so these are read again first in the next turn, which then does not wait.
+    sockets: HashMap<u16, Port>,
+    /// Ports that still had datagrams after their share of a turn, each at most once.
+    /// Readiness is reported on edges, so these are read again first in the next turn,
+    /// which then does not wait.
     pending_reads: VecDeque<u16>,
+    /// The current turn (see [`Port::read_in_turn`]).
+    turn: u64,
     commands: mpsc::Receiver<Request>,
-    /// Requests may be waiting (the waker rang, or the last turn stopped at its limit).
+    /// Requests may be waiting: the waker rang, the last turn stopped at its limit, or a
+    /// tick passed (which covers a lost wake-up).
     commands_pending: bool,
     extras: HashMap<SessionId, Extras>,
     counters: RelayCountersView,
@@ -126,6 +141,7 @@ impl Engine {
             poll,
             sockets: HashMap::new(),
             pending_reads: VecDeque::new(),
+            turn: 0,
             commands,
             commands_pending: true,
             extras: HashMap::new(),
@@ -167,7 +183,11 @@ impl Engine {
             }
             let now_ms = self.clock.now_ms();
             let mut relayed = 0;
+            self.turn += 1;
             for port in std::mem::take(&mut self.pending_reads) {
+                if let Some(state) = self.sockets.get_mut(&port) {
+                    state.pending = false;
+                }
                 relayed += self.read_port(now_ms, port, &mut buffer);
             }
             for event in events.iter() {
@@ -231,20 +251,28 @@ impl Engine {
         Flow::Continue
     }
 
-    /// Reads a ready port: at most [`MAX_READS_PER_TURN`] datagrams, until it has no more.
-    /// Returns how many were read.
+    /// Reads a ready port, once per turn: at most [`MAX_READS_PER_TURN`] datagrams, until
+    /// it has no more. Returns how many were read.
     fn read_port(&mut self, now_ms: u64, port: u16, buffer: &mut [u8]) -> usize {
+        match self.sockets.get_mut(&port) {
+            Some(state) if state.read_in_turn != self.turn => state.read_in_turn = self.turn,
+            // Gone, or read already in this turn (it is then pending if it has more).
+            _ => return 0,
+        }
         let mut read = 0;
         loop {
+            let Some(state) = self.sockets.get_mut(&port) else {
+                return read;
+            };
             if read == MAX_READS_PER_TURN {
-                self.pending_reads.push_back(port);
+                if !state.pending {
+                    state.pending = true;
+                    self.pending_reads.push_back(port);
+                }
                 self.counters.reads_deferred += 1;
                 return read;
             }
-            let Some(socket) = self.sockets.get(&port) else {
-                return read;
-            };
-            match socket.recv_from(buffer) {
+            match state.socket.recv_from(buffer) {
                 Ok((len, from)) => {
                     read += 1;
                     self.on_datagram(now_ms, port, from, &buffer[..len]);
@@ -299,7 +327,7 @@ impl Engine {
         let sent = self
             .sockets
             .get(&from_port)
-            .is_some_and(|s| s.send_to(bytes, to_addr).is_ok());
+            .is_some_and(|s| s.socket.send_to(bytes, to_addr).is_ok());
         if sent {
             self.counters.datagrams_sent += 1;
         } else {
@@ -427,18 +455,21 @@ impl Engine {
                 }
             }
         }
-        for (_, mut socket) in self.sockets.drain() {
+        for (_, mut port) in self.sockets.drain() {
             // Closing the socket removes it from the poller in any case.
-            let _ = self.poll.registry().deregister(&mut socket);
+            let _ = self.poll.registry().deregister(&mut port.socket);
         }
         self.pending_reads.clear();
     }
 
     /// Stops reading a port and closes its socket (the port is free again at once).
     fn close_port(&mut self, port: u16) {
-        if let Some(mut socket) = self.sockets.remove(&port) {
+        if let Some(mut closed) = self.sockets.remove(&port) {
             // Closing the socket removes it from the poller in any case.
-            let _ = self.poll.registry().deregister(&mut socket);
+            let _ = self.poll.registry().deregister(&mut closed.socket);
+            if closed.pending {
+                self.pending_reads.retain(|p| *p != port);
+            }
         }
     }
 }

@@ -152,7 +152,14 @@ impl Engine {
             .registry()
             .register(&mut socket, Token(usize::from(port)), Interest::READABLE)
             .map_err(unavailable)?;
-        self.sockets.insert(port, socket);
+        self.sockets.insert(
+            port,
+            super::Port {
+                socket,
+                read_in_turn: 0,
+                pending: false,
+            },
+        );
         Ok(())
     }
 
