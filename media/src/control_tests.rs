@@ -46,6 +46,36 @@ fn check(
     result.ok()
 }
 
+/// A relay with session "s": leg a at 192.0.2.1:4000 (ports 30000/30001), leg b at
+/// 192.0.2.2:4000 (30002/30003).
+fn two_leg_session() -> Relay {
+    let mut relay = relay(30000, 30009);
+    check(
+        &mut relay,
+        0,
+        Command::CreateSession { session: sid("s") },
+        Ok(()),
+    );
+    check(&mut relay, 0, set_leg("s", "a", Some(OFFER)), Ok(()));
+    let b_offer = OFFER.replace("192.0.2.1", "192.0.2.2");
+    check(&mut relay, 0, set_leg("s", "b", Some(&b_offer)), Ok(()));
+    relay
+}
+
+/// One A-law audio packet.
+fn audio_packet() -> Vec<u8> {
+    build_packet(
+        OutgoingHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: 1,
+            timestamp: 0,
+            ssrc: 9,
+        },
+        &[0xD5; 160],
+    )
+}
+
 #[test]
 fn refusals_have_stable_codes_and_change_nothing() {
     let mut relay = relay(30000, 30003); // two pairs
@@ -234,26 +264,8 @@ fn answer_and_offer_sdp() {
 
 #[test]
 fn datagrams_are_routed_by_port_and_unknown_ports_counted() {
-    let mut relay = relay(30000, 30009);
-    check(
-        &mut relay,
-        0,
-        Command::CreateSession { session: sid("s") },
-        Ok(()),
-    );
-    check(&mut relay, 0, set_leg("s", "a", Some(OFFER)), Ok(()));
-    let b_offer = OFFER.replace("192.0.2.1", "192.0.2.2");
-    check(&mut relay, 0, set_leg("s", "b", Some(&b_offer)), Ok(()));
-    let bytes = build_packet(
-        OutgoingHeader {
-            marker: false,
-            payload_type: 8,
-            sequence: 1,
-            timestamp: 0,
-            ssrc: 9,
-        },
-        &[0xD5; 160],
-    );
+    let mut relay = two_leg_session();
+    let bytes = audio_packet();
     let from: SocketAddr = "192.0.2.1:4000".parse().expect("addr");
     let actions = relay.on_datagram(0, 30000, from, &bytes);
     assert!(
@@ -396,27 +408,9 @@ proptest::proptest! {
 
 #[test]
 fn a_datagram_that_arms_a_timer_is_reported_without_a_scan() {
-    let mut relay = relay(30000, 30009);
-    check(
-        &mut relay,
-        0,
-        Command::CreateSession { session: sid("s") },
-        Ok(()),
-    );
-    check(&mut relay, 0, set_leg("s", "a", Some(OFFER)), Ok(()));
-    let b_offer = OFFER.replace("192.0.2.1", "192.0.2.2");
-    check(&mut relay, 0, set_leg("s", "b", Some(&b_offer)), Ok(()));
+    let mut relay = two_leg_session();
     let from: SocketAddr = "192.0.2.1:4000".parse().expect("addr");
-    let audio = build_packet(
-        OutgoingHeader {
-            marker: false,
-            payload_type: 8,
-            sequence: 1,
-            timestamp: 0,
-            ssrc: 9,
-        },
-        &[0xD5; 160],
-    );
+    let audio = audio_packet();
     relay.on_datagram(1000, 30000, from, &audio);
     assert_eq!(relay.take_armed_ms(), None, "audio arms no timer");
     // The first packet of a DTMF event, whose end never comes.

@@ -340,15 +340,7 @@ impl Engine {
         self.relay
             .on_tick(now_ms, |id, action| actions.push((id.clone(), action)));
         for (id, action) in actions {
-            match action {
-                Action::Forward {
-                    from_port,
-                    to_addr,
-                    bytes,
-                    ..
-                } => self.send(from_port, to_addr, &bytes),
-                other => self.perform(now_ms, &id, other),
-            }
+            self.perform(now_ms, &id, action);
         }
         for extras in self.extras.values_mut() {
             if let Some(file) = extras.recording.as_mut() {
