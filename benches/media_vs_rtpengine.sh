@@ -9,6 +9,9 @@
 # output is also written to $MEDIA_BENCH_OUT (default: <target>/media_vs_rtpengine.txt).
 # Results and their reading: benches/MEDIA_RESULTS.md.
 #
+# MEDIA_BENCH_CPU_SHARE=50 caps each relay at 50 % of core 0 (see below);
+# MEDIA_BENCH_COALESCE_US sets Carillon's --wake-coalesce-us (default 200).
+#
 # Addresses: Carillon relay 127.0.0.71 (ports 30000-39999, control :19171),
 # rtpengine 127.0.0.72 (ports 40000-49999, ng :22222), generator sides
 # 127.0.0.73 and 127.0.0.74.
@@ -54,8 +57,26 @@ if [ -n "${MEDIA_BENCH_AUTOGROUP_NICE--10}" ] && [ -w /proc/self/autogroup ]; th
 fi
 echo "scheduling: $(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')" >&2
 
+# Optional CPU share of each relay: MEDIA_BENCH_CPU_SHARE=50 gives each relay (all its
+# threads) 50 % of core 0 through a CFS quota (cgroup v1 cpu controller, 10 ms period).
+# On a machine where the generator's core fills up before a relay's, this makes each
+# relay run out of CPU first, so "most calls sustained" measures the relays again (per
+# that share of a core).
+share="${MEDIA_BENCH_CPU_SHARE:-}"
+if [ -n "$share" ]; then
+    case "$share" in
+        '' | *[!0-9]*) echo "MEDIA_BENCH_CPU_SHARE must be a whole percentage, 1-100" >&2; exit 1 ;;
+    esac
+    if [ "$share" -lt 1 ] || [ "$share" -gt 100 ]; then
+        echo "MEDIA_BENCH_CPU_SHARE must be a whole percentage, 1-100" >&2
+        exit 1
+    fi
+    [ -w /sys/fs/cgroup/cpu ] || { echo "MEDIA_BENCH_CPU_SHARE needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu, writable (root)" >&2; exit 1; }
+fi
+
 work="$(mktemp -d)"
 pids=()
+cgroups=()
 cleanup() {
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -65,10 +86,24 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
     done
+    for dir in "${cgroups[@]}"; do
+        rmdir "$dir" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Puts process $2 (every thread) in a cgroup of its own with $share % of a core.
+limit_cpu() {
+    [ -n "$share" ] || return 0
+    local dir="/sys/fs/cgroup/cpu/media-bench-$1-$$"
+    mkdir "$dir"
+    cgroups+=("$dir")
+    echo 10000 >"$dir/cpu.cfs_period_us"
+    echo $((share * 100)) >"$dir/cpu.cfs_quota_us"
+    echo "$2" >"$dir/cgroup.procs"
+}
 
 # Carillon: one relay thread (the HTTP API's two idle workers share core 0 with it).
 taskset -c 0 "$target/release/carillon-relay" --bind-ip 127.0.0.71 --ports 30000-39999 \
@@ -76,6 +111,7 @@ taskset -c 0 "$target/release/carillon-relay" --bind-ip 127.0.0.71 --ports 30000
     --wake-coalesce-us "${MEDIA_BENCH_COALESCE_US:-200}" --ignore-stdin >"$work/carillon.log" 2>&1 &
 carillon_pid=$!
 pids+=("$carillon_pid")
+limit_cpu carillon "$carillon_pid"
 
 # rtpengine: userspace forwarding only (no kernel table), one worker thread, no
 # config file, sessions freed at once on delete.
@@ -85,6 +121,7 @@ taskset -c 0 rtpengine --config-file=none --foreground --log-stderr --log-level=
     >"$work/rtpengine.log" 2>&1 &
 rtpengine_pid=$!
 pids+=("$rtpengine_pid")
+limit_cpu rtpengine "$rtpengine_pid"
 
 for _ in $(seq 100); do
     grep -q '^ready' "$work/carillon.log" 2>/dev/null && break
@@ -94,7 +131,7 @@ done
 grep -q '^ready' "$work/carillon.log" || { echo "carillon-relay not ready" >&2; cat "$work/carillon.log" >&2; exit 1; }
 kill -0 "$rtpengine_pid" 2>/dev/null || { cat "$work/rtpengine.log" >&2; exit 1; }
 
-echo "rtpengine: $(rtpengine --version 2>&1 | head -1); carillon-relay pid $carillon_pid, rtpengine pid $rtpengine_pid" | tee "$out"
+echo "rtpengine: $(rtpengine --version 2>&1 | head -1); carillon-relay pid $carillon_pid, rtpengine pid $rtpengine_pid; CPU share of each relay: ${share:-100} % of core 0${share:+ (CFS quota)}" | tee "$out"
 # The generator runs in the background so that a signal stops everything at once.
 taskset -c 1 "$target/release/media_vs_rtpengine" \
     --carillon-pid "$carillon_pid" --carillon-control http://127.0.0.71:19171 \
