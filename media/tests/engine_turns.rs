@@ -20,6 +20,18 @@ const NAP_MS: u64 = 50;
 /// enough for the kernel's default receive buffer).
 const BURST: u16 = 80;
 
+/// A relay on 127.0.0.64 with 50 port pairs from `first_port` and the nap `nap_us`.
+fn relay_config(dir: &tempfile::TempDir, first_port: u16, nap_us: u64) -> RelayConfig {
+    let mut config = RelayConfig::new(
+        "127.0.0.64".parse().expect("ip"),
+        first_port,
+        first_port + 99,
+        dir.path().join("recordings"),
+    );
+    config.wake_coalesce_us = nap_us;
+    config
+}
+
 fn rtp(sequence: u16) -> Vec<u8> {
     let header = OutgoingHeader {
         marker: false,
@@ -48,13 +60,7 @@ async fn receive(socket: &UdpSocket, what: &str) -> (Instant, u16) {
 #[allow(clippy::disallowed_methods)] // the test measures the nap
 async fn a_packet_waits_for_the_nap_and_a_burst_is_read_over_several_turns() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = RelayConfig::new(
-        "127.0.0.64".parse().expect("ip"),
-        30700,
-        30799,
-        dir.path().join("recordings"),
-    );
-    config.wake_coalesce_us = NAP_MS * 1000;
+    let config = relay_config(&dir, 30700, NAP_MS * 1000);
     let relay = serve(config).await.expect("relay starts");
     let control = relay.control();
     let phone_a = UdpSocket::bind("127.0.0.65:31000").await.expect("phone a");
@@ -116,13 +122,7 @@ async fn a_packet_waits_for_the_nap_and_a_burst_is_read_over_several_turns() {
 #[tokio::test]
 async fn a_nap_beyond_the_bound_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = RelayConfig::new(
-        "127.0.0.64".parse().expect("ip"),
-        30800,
-        30899,
-        dir.path().join("recordings"),
-    );
-    config.wake_coalesce_us = MAX_WAKE_COALESCE_US + 1;
+    let config = relay_config(&dir, 30800, MAX_WAKE_COALESCE_US + 1);
     match serve(config).await {
         Err(error) => assert_eq!(
             error.to_string(),

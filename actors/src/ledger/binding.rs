@@ -23,7 +23,9 @@ impl TenantState {
     fn release_binding(&mut self, user: UserId) {
         // An agent is bound to at most one line (`check_bindings`).
         if let Some(line) = self.bound_device(user).map(|d| d.id) {
-            self.devices.update(&line, |device| device.bound_to = None);
+            if let Some(holder) = self.devices.binding_mut(&line) {
+                *holder = None;
+            }
         }
     }
 
@@ -49,8 +51,9 @@ impl TenantState {
             || "an agent binds a line after logging in".into(),
         )?;
         self.release_binding(user);
-        self.devices
-            .update(&device, |line| line.bound_to = Some(user));
+        if let Some(holder) = self.devices.binding_mut(&device) {
+            *holder = Some(user);
+        }
         Ok(Outcome::Done)
     }
 
@@ -78,11 +81,11 @@ impl TenantState {
         if self.bound_device(user).is_some_and(|d| d.id != device) {
             self.release_binding(user);
         }
-        self.devices.update(&device, |line| {
-            if line.bound_to.is_none() {
-                line.bound_to = Some(user);
+        if let Some(holder) = self.devices.binding_mut(&device) {
+            if holder.is_none() {
+                *holder = Some(user);
             }
-        });
+        }
     }
 
     /// Ends `user`'s session (after its last terminal and activity). The line

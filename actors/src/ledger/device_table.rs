@@ -4,12 +4,13 @@
 //!
 //! Invariant: `by_sip_username` holds exactly the SIP usernames of the devices in `by_id`,
 //! each mapped to its device (usernames are unique in a tenant: `SIP_USERNAME_NOT_UNIQUE`).
-//! Every change of a device goes through [`DeviceTable::insert`], [`DeviceTable::remove`],
-//! [`DeviceTable::update`] or [`DeviceTable::update_all`], which keep the index. Snapshots
+//! Every change of a device goes through [`DeviceTable::insert`], [`DeviceTable::remove`]
+//! or [`DeviceTable::update`], which keep the index, or changes only fields the index does
+//! not cover ([`DeviceTable::binding_mut`], [`DeviceTable::forget_user`]). Snapshots
 //! carry the devices only (the same form as a plain map); the index is rebuilt on restore.
 
 use crate::model::directory::Device;
-use crate::model::DeviceId;
+use crate::model::{DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -122,26 +123,20 @@ impl DeviceTable {
         Some(result)
     }
 
-    /// Changes every device in place; the index is rebuilt only if a SIP username changed
-    /// (the callers clear bindings and owners, which never does).
-    pub(crate) fn update_all(&mut self, f: impl FnMut(&mut Device)) {
-        self.by_id.values_mut().for_each(f);
-        let indexed = self.by_id.values().all(|d| {
-            d.spec
-                .sip_username
-                .as_ref()
-                .is_none_or(|name| self.by_sip_username.get(name) == Some(&d.id))
-        });
-        let with_username = self
-            .by_id
-            .values()
-            .filter(|d| d.spec.sip_username.is_some())
-            .count();
-        if !indexed || with_username != self.by_sip_username.len() {
-            self.by_sip_username.clear();
-            let devices: Vec<Device> = std::mem::take(&mut self.by_id).into_values().collect();
-            for device in devices {
-                self.insert(device);
+    /// The agent a line is bound to, to change in place (not indexed).
+    pub(crate) fn binding_mut(&mut self, id: &DeviceId) -> Option<&mut Option<UserId>> {
+        self.by_id.get_mut(id).map(|device| &mut device.bound_to)
+    }
+
+    /// Forgets a deleted user: no device is owned by it or bound to it any more (neither is
+    /// indexed, so this changes devices in place).
+    pub(crate) fn forget_user(&mut self, user: UserId) {
+        for device in self.by_id.values_mut() {
+            if device.spec.owner == Some(user) {
+                device.spec.owner = None;
+            }
+            if device.bound_to == Some(user) {
+                device.bound_to = None;
             }
         }
     }

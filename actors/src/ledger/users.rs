@@ -179,11 +179,7 @@ impl TenantState {
                 number.target = None;
             }
         }
-        self.devices.update_all(|device| {
-            if device.spec.owner == Some(id) {
-                device.spec.owner = None;
-            }
-        });
+        self.devices.forget_user(id);
         for queue in self.queues.values_mut() {
             queue.spec.static_members.remove(&id);
             if let crate::model::queue::Strategy::WeightedRandom { weights } =
@@ -192,11 +188,6 @@ impl TenantState {
                 weights.retain(|w| w.user != id);
             }
         }
-        self.devices.update_all(|device| {
-            if device.bound_to == Some(id) {
-                device.bound_to = None;
-            }
-        });
         self.users.remove(&id);
         Ok(Outcome::Done)
     }

@@ -79,58 +79,44 @@ fn now() -> Instant {
     Instant::now()
 }
 
-#[derive(Debug, Clone)]
+/// What to run: from the command line (`benches/media_vs_rtpengine.sh` passes the relays'
+/// pids and addresses).
+#[derive(Debug, Clone, clap::Parser)]
 struct Options {
+    /// Call levels, stepped up in this order.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 250, 350, 450, 550, 700, 900, 1200])]
     calls: Vec<usize>,
+    /// Runs per level and system (medians are reported).
+    #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Length of one run, in seconds.
+    #[arg(long, default_value_t = 8)]
     seconds: u64,
+    /// Start of each run left out of the figures.
+    #[arg(long, default_value_t = 1000)]
     warmup_ms: u64,
+    /// Most loss (percent, lost or late) at which a level counts as sustained.
+    #[arg(long = "max-loss", default_value_t = 0.01)]
     max_loss_percent: f64,
+    /// Systems to drive: carillon, rtpengine.
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("carillon"), String::from("rtpengine")])]
     systems: Vec<String>,
+    /// Carillon relay's pid (for its CPU time).
+    #[arg(long)]
     carillon_pid: Option<u32>,
+    /// Carillon relay's HTTP control API.
+    #[arg(long, default_value = "http://127.0.0.71:19171")]
     carillon_control: String,
+    /// rtpengine's pid (for its CPU time).
+    #[arg(long)]
     rtpengine_pid: Option<u32>,
+    /// rtpengine's ng control address.
+    #[arg(long, default_value = "127.0.0.72:22222")]
     rtpengine_ng: SocketAddr,
 }
 
 fn options() -> Result<Options> {
-    let mut o = Options {
-        calls: vec![100, 250, 350, 450, 550, 700, 900, 1200],
-        runs: 3,
-        seconds: 8,
-        warmup_ms: 1000,
-        max_loss_percent: 0.01,
-        systems: vec!["carillon".into(), "rtpengine".into()],
-        carillon_pid: None,
-        carillon_control: "http://127.0.0.71:19171".into(),
-        rtpengine_pid: None,
-        rtpengine_ng: "127.0.0.72:22222".parse()?,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--calls" => {
-                o.calls = value
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .context("--calls")?;
-            }
-            "--runs" => o.runs = value.parse().context("--runs")?,
-            "--seconds" => o.seconds = value.parse().context("--seconds")?,
-            "--warmup-ms" => o.warmup_ms = value.parse().context("--warmup-ms")?,
-            "--max-loss" => o.max_loss_percent = value.parse().context("--max-loss")?,
-            "--systems" => o.systems = value.split(',').map(str::to_string).collect(),
-            "--carillon-pid" => o.carillon_pid = Some(value.parse().context("--carillon-pid")?),
-            "--carillon-control" => o.carillon_control = value,
-            "--rtpengine-pid" => o.rtpengine_pid = Some(value.parse().context("--rtpengine-pid")?),
-            "--rtpengine-ng" => o.rtpengine_ng = value.parse().context("--rtpengine-ng")?,
-            other => bail!("unknown option {other}"),
-        }
-    }
+    let o = <Options as clap::Parser>::parse();
     if o.calls.is_empty() || o.calls.iter().any(|&c| c == 0 || c > MAX_CALLS) {
         bail!("--calls values must be 1..={MAX_CALLS}");
     }

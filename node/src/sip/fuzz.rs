@@ -25,8 +25,8 @@
 //! state is involved.
 
 use super::message::{
-    frame_stream, reject_response, Framing, Message, ParseError, MAX_HEADER_COUNT, MAX_LINE_BYTES,
-    MAX_MESSAGE_BYTES,
+    find_end_of_headers, frame_stream, reject_response, Framing, Message, ParseError,
+    MAX_HEADER_COUNT, MAX_LINE_BYTES, MAX_MESSAGE_BYTES,
 };
 use super::sdp::SessionDescription;
 
@@ -96,7 +96,7 @@ pub fn check_stream(bytes: &[u8]) {
 /// Checks one message that framing says is complete.
 fn check_framed(message: &[u8]) {
     let len = message.len();
-    let head_end = memchr::memmem::find(message, b"\r\n\r\n")
+    let head_end = find_end_of_headers(message)
         .map(|i| i + 4)
         .unwrap_or_else(|| panic!("a framed message of {len} bytes has no end of headers"));
     assert_eq!(
@@ -154,7 +154,7 @@ fn check_message(message: &Message<'_>, input: &[u8]) {
     // The header-count limit is checked on the canonical form's line count,
     // which `printed_line_count` derives beside `Display`: it must match
     // what printing writes.
-    let head_end = memchr::memmem::find(&printed, b"\r\n\r\n")
+    let head_end = find_end_of_headers(&printed)
         .unwrap_or_else(|| panic!("the printed form has no end of headers"));
     let header_lines = memchr::memmem::find_iter(&printed[..head_end + 2], b"\r\n").count() - 1;
     assert_eq!(
@@ -282,10 +282,7 @@ fn echoed_via_list_is_too_long(headers: &[(&str, String)], error: &ParseError) -
 /// echoes up to all of a request's Via lines under their full names, so a
 /// request at the limits can give an answer beyond them.
 fn exceeds_limits(wire: &[u8], error: Option<&ParseError>) -> bool {
-    let head = match memchr::memmem::find(wire, b"\r\n\r\n") {
-        Some(end) => &wire[..end],
-        None => wire,
-    };
+    let head = find_end_of_headers(wire).map_or(wire, |end| &wire[..end]);
     let mut lines = head.split(|b| *b == b'\n');
     match error {
         Some(ParseError::TooLarge { .. }) => wire.len() > MAX_MESSAGE_BYTES,

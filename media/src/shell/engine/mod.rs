@@ -291,27 +291,35 @@ impl Engine {
         let actions = self.relay.on_datagram(now_ms, local_port, from, bytes);
         let mut owner: Option<SessionId> = None;
         for action in actions {
-            match action {
-                Action::Forward {
-                    from_port,
-                    to_addr,
-                    bytes,
-                    ..
-                } => self.send(from_port, to_addr, &bytes),
-                Action::Drop { reason, .. } => self.count_drop(reason),
-                other => {
-                    if owner.is_none() {
-                        owner = self
-                            .relay
-                            .owner_of_port(local_port)
-                            .map(|(id, _)| id.clone());
-                    }
-                    if let Some(id) = &owner {
-                        self.perform(now_ms, id, other);
-                    }
-                }
+            // Forwards and drops need no session: the owner is looked up only for the rest.
+            let Some(other) = self.forward_or_drop(action) else {
+                continue;
+            };
+            if owner.is_none() {
+                owner = self
+                    .relay
+                    .owner_of_port(local_port)
+                    .map(|(id, _)| id.clone());
+            }
+            if let Some(id) = &owner {
+                self.perform(now_ms, id, other);
             }
         }
+    }
+
+    /// Sends a forward or counts a drop; any other action is handed back.
+    fn forward_or_drop(&mut self, action: Action) -> Option<Action> {
+        match action {
+            Action::Forward {
+                from_port,
+                to_addr,
+                bytes,
+                ..
+            } => self.send(from_port, to_addr, &bytes),
+            Action::Drop { reason, .. } => self.count_drop(reason),
+            other => return Some(other),
+        }
+        None
     }
 
     fn count_drop(&mut self, reason: DropReason) {
@@ -352,8 +360,11 @@ impl Engine {
         }
     }
 
-    /// Performs an action other than a forward or a drop.
+    /// Performs an action of session `id`.
     fn perform(&mut self, now_ms: u64, id: &SessionId, action: Action) {
+        let Some(action) = self.forward_or_drop(action) else {
+            return;
+        };
         let name = |leg| leg_name(&self.relay, id, leg);
         let event =
             |leg: String, kind: &str, digit: Option<String>, detail: Option<String>| SessionEvent {
@@ -428,13 +439,8 @@ impl Engine {
                     }
                 }
             }
-            Action::Forward {
-                from_port,
-                to_addr,
-                bytes,
-                ..
-            } => self.send(from_port, to_addr, &bytes),
-            Action::Drop { reason, .. } => self.count_drop(reason),
+            // Done by `forward_or_drop` above.
+            Action::Forward { .. } | Action::Drop { .. } => {}
         }
     }
 

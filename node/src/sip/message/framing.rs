@@ -38,7 +38,8 @@ pub(crate) struct RawMessage<'a> {
     pub(crate) rest: &'a [u8],
 }
 
-fn find_end_of_headers(input: &[u8]) -> Option<usize> {
+/// Where the blank line that ends the headers starts, if there is one.
+pub(crate) fn find_end_of_headers(input: &[u8]) -> Option<usize> {
     memchr::memmem::find(input, b"\r\n\r\n")
 }
 

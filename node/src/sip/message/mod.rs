@@ -41,6 +41,7 @@ use std::fmt;
 
 pub use address::{Contact, DisplayName, NameAddr};
 pub use error::{ParseError, SyntaxError};
+pub(crate) use framing::find_end_of_headers;
 pub use framing::{frame_stream, Framing, MAX_HEADER_COUNT, MAX_LINE_BYTES, MAX_MESSAGE_BYTES};
 pub use header_values::{
     check_call_id, check_date, parse_delta_seconds, parse_max_forwards, parse_option_tags,
