@@ -137,3 +137,30 @@ fn a_media_node_without_its_section_is_refused_with_the_rule() {
         "{text}"
     );
 }
+
+#[test]
+fn a_media_node_with_a_nap_beyond_the_bound_is_refused_with_the_rule() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("nap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "role = \"media\"\nnode_id = 22\ndata_dir = {:?}\n\n[media]\nbind_ip = \"127.0.0.1\"\nfirst_port = 35100\nlast_port = 35199\ncontrol_addr = \"127.0.0.1:{}\"\nwake_coalesce_us = 60000\n",
+            dir.path().join("data"),
+            free_port()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_carillon"))
+        .args(["node", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "a 60 ms nap is refused");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("wake_coalesce_us is 60000: at most 50000 (50 ms) is allowed"),
+        "{text}"
+    );
+}
