@@ -9,6 +9,7 @@
 //! (append, vote, truncation or purge), never in one of its own.
 
 mod log_store;
+mod snapshots;
 mod state_machine;
 
 pub use log_store::LogStore;
@@ -23,6 +24,8 @@ use std::sync::Arc;
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+pub(crate) const SNAPSHOT_CHUNKS: TableDefinition<(u64, u32), &[u8]> =
+    TableDefinition::new("snapshot_chunks");
 
 /// Opens (or creates) the node's store file and makes sure every table exists.
 pub fn open_database(path: &Path) -> Result<Arc<Database>, redb::Error> {
@@ -32,6 +35,7 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, redb::Error> {
         txn.open_table(LOG)?;
         txn.open_table(META)?;
         txn.open_table(SNAPSHOT)?;
+        txn.open_table(SNAPSHOT_CHUNKS)?;
     }
     txn.commit()?;
     Ok(Arc::new(db))
@@ -39,8 +43,12 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, redb::Error> {
 
 /// The layout of the records in the store file. 2: a log entry carries a
 /// batch of commands (group commit), 2026-12-01. Files from before have no
-/// marker (format 1: one command per entry).
-pub const STORE_FORMAT: u32 = 2;
+/// marker (format 1: one command per entry). 3: the snapshot is stored in
+/// chunks (see `snapshots`), 2026-12-01; a format 2 file is upgraded in
+/// place when it opens.
+pub const STORE_FORMAT: u32 = 3;
+/// The format that opens by being upgraded to [`STORE_FORMAT`].
+const UPGRADABLE_FORMAT: u32 = 2;
 const FORMAT_KEY: &str = "store_format";
 
 /// Checks the store file's format marker, or writes it into a new file.
@@ -67,7 +75,13 @@ fn check_format(db: &Database, path: &Path) -> Result<(), String> {
                 let found = <[u8; 4]>::try_from(bytes.as_slice())
                     .map(u32::from_le_bytes)
                     .map_err(|_| refusal("unknown"))?;
-                if found != STORE_FORMAT {
+                if found == UPGRADABLE_FORMAT {
+                    snapshots::upgrade_from_single_value(&txn).map_err(|e| {
+                        format!("{}: upgrading store format 2 to 3: {e}", path.display())
+                    })?;
+                    meta.insert(FORMAT_KEY, STORE_FORMAT.to_le_bytes().as_slice())
+                        .map_err(|e| e.to_string())?;
+                } else if found != STORE_FORMAT {
                     return Err(refusal(&found.to_string()));
                 }
             }
@@ -157,7 +171,7 @@ mod tests {
         }
         let refusal = open_nothing(&old).expect_err("format 1 is refused");
         assert!(
-            refusal.contains("store format 1") && refusal.contains("reads format 2"),
+            refusal.contains("store format 1") && refusal.contains("reads format 3"),
             "{refusal}"
         );
         // A marker from a later build.
@@ -168,11 +182,63 @@ mod tests {
             let txn = db.begin_write().expect("txn");
             txn.open_table(META)
                 .expect("meta")
-                .insert(FORMAT_KEY, 3u32.to_le_bytes().as_slice())
+                .insert(FORMAT_KEY, 4u32.to_le_bytes().as_slice())
                 .expect("insert");
             txn.commit().expect("commit");
         }
-        let refusal = open_nothing(&later).expect_err("format 3 is refused");
-        assert!(refusal.contains("store format 3"), "{refusal}");
+        let refusal = open_nothing(&later).expect_err("format 4 is refused");
+        assert!(refusal.contains("store format 4"), "{refusal}");
+    }
+
+    #[test]
+    fn a_format_2_file_is_upgraded_in_place_and_keeps_its_snapshot() {
+        use crate::types::{LogId, SnapshotMeta};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("raft.redb");
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 40)),
+            last_membership: Default::default(),
+            snapshot_id: "format-2".into(),
+        };
+        let data: Vec<u8> = (0..snapshots::CHUNK_BYTES + 100)
+            .map(|i| (i % 13) as u8)
+            .collect();
+        {
+            // What a format 2 build left: the marker, and the snapshot as one value.
+            let db = open_database(&path).expect("db");
+            let txn = db.begin_write().expect("txn");
+            txn.open_table(META)
+                .expect("meta")
+                .insert(FORMAT_KEY, 2u32.to_le_bytes().as_slice())
+                .expect("insert");
+            let old = bincode::serialize(&snapshots::StoredSnapshot {
+                meta: meta.clone(),
+                data: data.clone(),
+            })
+            .expect("encode");
+            txn.open_table(SNAPSHOT)
+                .expect("snapshot")
+                .insert(snapshots::CURRENT, old.as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let db = open_database(&path).expect("db");
+        check_format(&db, &path).expect("a format 2 file is accepted");
+        let stored = snapshots::read(&db)
+            .expect("read")
+            .expect("the snapshot is kept");
+        assert_eq!(stored.meta, meta);
+        assert!(stored.data == data, "the snapshot's bytes are kept");
+        let txn = db.begin_read().expect("read");
+        let marker = txn
+            .open_table(META)
+            .expect("meta")
+            .get(FORMAT_KEY)
+            .expect("get")
+            .map(|v| v.value().to_vec());
+        assert_eq!(marker, Some(STORE_FORMAT.to_le_bytes().to_vec()));
+        drop(txn);
+        check_format(&db, &path).expect("and is accepted again as format 3");
+        assert!(snapshots::read(&db).expect("read").expect("kept").data == data);
     }
 }

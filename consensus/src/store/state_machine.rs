@@ -1,7 +1,8 @@
 //! The applied state: the domain state machine, the idempotence window, the
 //! last applied log id and membership, and the latest snapshot in redb.
 
-use super::{io_error, SNAPSHOT};
+use super::io_error;
+use super::snapshots::{self, StoredSnapshot};
 use crate::dedup::Dedup;
 use crate::state::{ApplyContext, ReplicatedState};
 use crate::types::{
@@ -13,9 +14,7 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
-
-const CURRENT: &str = "current";
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 /// What `apply` says for an entry that is not a client command, or for a
 /// command that no replica can decode (a bug in the proposer: every replica
@@ -49,13 +48,6 @@ struct MachineImage {
     membership: StoredMembership,
     dedup: Dedup,
     state: Vec<u8>,
-}
-
-/// A stored snapshot: its metadata and data.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
-    data: Vec<u8>,
 }
 
 /// Read access to the applied domain state.
@@ -100,6 +92,9 @@ pub struct StateMachineStore<S> {
     machine: Arc<RwLock<Machine<S>>>,
     snapshot_counter: Arc<AtomicU64>,
     snapshots_installed: Arc<AtomicU64>,
+    /// Held while a snapshot is being stored (its chunks must not interleave
+    /// with another's).
+    snapshot_writer: Arc<Mutex<()>>,
 }
 
 impl<S> Clone for StateMachineStore<S> {
@@ -109,6 +104,7 @@ impl<S> Clone for StateMachineStore<S> {
             machine: self.machine.clone(),
             snapshot_counter: self.snapshot_counter.clone(),
             snapshots_installed: self.snapshots_installed.clone(),
+            snapshot_writer: self.snapshot_writer.clone(),
         }
     }
 }
@@ -121,6 +117,7 @@ impl<S: ReplicatedState> StateMachineStore<S> {
             machine: Arc::new(RwLock::new(Machine::default())),
             snapshot_counter: Arc::new(AtomicU64::new(0)),
             snapshots_installed: Arc::new(AtomicU64::new(0)),
+            snapshot_writer: Arc::new(Mutex::new(())),
         };
         if let Some(stored) = store.read_stored()? {
             let machine = decode_image::<S>(&stored.data)?;
@@ -148,43 +145,17 @@ impl<S: ReplicatedState> StateMachineStore<S> {
     }
 
     fn read_stored(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        let subject = ErrorSubject::Snapshot(None);
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
-        let table = txn
-            .open_table(SNAPSHOT)
-            .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
-        let Some(bytes) = table
-            .get(CURRENT)
-            .map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?
-        else {
-            return Ok(None);
-        };
-        bincode::deserialize(bytes.value())
-            .map(Some)
-            .map_err(|e| io_error(subject, ErrorVerb::Read, e))
+        snapshots::read(&self.db)
     }
 
-    fn write_stored(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
-        let subject = ErrorSubject::Snapshot(Some(stored.meta.signature()));
-        let bytes = bincode::serialize(stored)
-            .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        {
-            let mut table = txn
-                .open_table(SNAPSHOT)
-                .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-            table
-                .insert(CURRENT, bytes.as_slice())
-                .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        }
-        txn.commit()
-            .map_err(|e| io_error(subject, ErrorVerb::Write, e))
+    /// Stores a snapshot (blocking: call it off the async workers). One
+    /// snapshot writer at a time.
+    fn write_stored(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let _writer = self
+            .snapshot_writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        snapshots::write(&self.db, meta, data)
     }
 }
 
@@ -232,42 +203,66 @@ fn apply_command<S: ReplicatedState>(
 
 impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<S> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (meta, data) = {
-            let machine = self.view();
-            let guard = machine.lock();
-            let subject = ErrorSubject::Snapshot(None);
-            let state = guard
-                .state
-                .snapshot()
-                .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-            let image = MachineImage {
-                last_applied: guard.last_applied,
-                membership: guard.membership.clone(),
-                dedup: guard.dedup.clone(),
-                state,
-            };
-            let data =
-                bincode::serialize(&image).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
-            let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
-            let snapshot_id = match guard.last_applied {
-                Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-                None => format!("none-{counter}"),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: guard.last_applied,
-                last_membership: guard.membership.clone(),
-                snapshot_id,
-            };
-            (meta, data)
-        };
-        self.write_stored(&StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        })?;
+        // Encoding (apply waits meanwhile) and storing take tens of
+        // milliseconds per 10 MB of state: a blocking thread does both,
+        // rather than an async worker that other requests are waiting for.
+        let store = self.clone();
+        let (meta, data) = tokio::task::spawn_blocking(move || {
+            // The durations are logged: this shell reads the clock.
+            #[allow(clippy::disallowed_methods)]
+            let started = std::time::Instant::now();
+            let (meta, data) = store.encode_current()?;
+            let encoded = started.elapsed();
+            store.write_stored(&meta, &data)?;
+            tracing::info!(
+                id = %meta.snapshot_id,
+                bytes = data.len(),
+                encode_ms = encoded.as_millis() as u64,
+                store_ms = (started.elapsed() - encoded).as_millis() as u64,
+                "snapshot built (apply waited while it was encoded)"
+            );
+            Ok::<_, StorageError>((meta, data))
+        })
+        .await
+        .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))??;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+impl<S: ReplicatedState> StateMachineStore<S> {
+    /// The applied state's snapshot metadata and bytes. Apply waits while
+    /// the state is encoded (a copy to encode outside the lock measured as
+    /// slow as the encoding itself).
+    fn encode_current(&self) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let machine = self.view();
+        let guard = machine.lock();
+        let subject = ErrorSubject::Snapshot(None);
+        let state = guard
+            .state
+            .snapshot()
+            .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        let image = MachineImage {
+            last_applied: guard.last_applied,
+            membership: guard.membership.clone(),
+            dedup: guard.dedup.clone(),
+            state,
+        };
+        let data =
+            bincode::serialize(&image).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
+        let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match guard.last_applied {
+            Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
+            None => format!("none-{counter}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: guard.last_applied,
+            last_membership: guard.membership.clone(),
+            snapshot_id,
+        };
+        Ok((meta, data))
     }
 }
 
@@ -326,10 +321,11 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let machine = decode_image::<S>(&data)?;
-        self.write_stored(&StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        })?;
+        let store = self.clone();
+        let stored_meta = meta.clone();
+        tokio::task::spawn_blocking(move || store.write_stored(&stored_meta, &data))
+            .await
+            .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))??;
         *self.write_lock() = machine;
         self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -1,0 +1,351 @@
+//! The latest snapshot in the store file, written in bounded pieces.
+//!
+//! redb has one writer at a time, and the Raft log's appends are writes. A
+//! snapshot written as one value held that writer for as long as it took to
+//! copy and flush the whole state (about 100 ms per 15 MB here), and every
+//! client write waited behind it. So a snapshot is stored as chunks of at
+//! most [`CHUNK_BYTES`], one durable transaction each, with a pause after
+//! each in which a waiting log append takes its turn: an append waits for
+//! one chunk at most.
+//!
+//! Layout: `snapshot_chunks` maps (generation, chunk number) to bytes; the
+//! `snapshot` table's "current" key holds a [`Manifest`]: the snapshot's
+//! metadata, its generation, chunk count and length.
+//!
+//! Invariant: the manifest names a generation whose chunks are all on disk.
+//! The chunks of a new generation are written first; the transaction that
+//! switches the manifest to it also deletes the previous generation's. A
+//! crash mid-way leaves the old manifest and its chunks intact, plus orphan
+//! chunks that the next write removes before it starts. One writer at a time
+//! (the caller holds a lock), so generations never interleave.
+
+use super::{io_error, SNAPSHOT, SNAPSHOT_CHUNKS};
+use crate::types::{SnapshotMeta, StorageError};
+use openraft::{ErrorSubject, ErrorVerb};
+use redb::{Database, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+/// The key of the manifest in the `snapshot` table.
+pub(crate) const CURRENT: &str = "current";
+
+/// The most bytes of snapshot one transaction writes.
+pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
+
+/// How long the snapshot writer steps aside after each chunk. redb's writer
+/// lock is not fair: a thread that commits and at once begins again usually
+/// gets it back before a waiting log append has even been scheduled, and
+/// would keep it until the last chunk. Stepping aside hands it over (50 ms
+/// in all for a 25 MB snapshot, which is taken once per thousands of entries).
+const PAUSE_BETWEEN_CHUNKS: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Where the current snapshot's bytes are.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    meta: SnapshotMeta,
+    generation: u64,
+    chunks: u32,
+    len: u64,
+}
+
+/// A stored snapshot: its metadata and data.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StoredSnapshot {
+    pub(crate) meta: SnapshotMeta,
+    pub(crate) data: Vec<u8>,
+}
+
+fn failure(verb: ErrorVerb) -> impl Fn(String) -> StorageError {
+    move |e| io_error(ErrorSubject::Snapshot(None), verb, e)
+}
+
+fn read_manifest(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<Manifest>, String> {
+    let Some(bytes) = table.get(CURRENT).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    bincode::deserialize(bytes.value())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The current snapshot, if any.
+pub(crate) fn read(db: &Database) -> Result<Option<StoredSnapshot>, StorageError> {
+    let fail = failure(ErrorVerb::Read);
+    let txn = db.begin_read().map_err(|e| fail(e.to_string()))?;
+    let manifests = txn.open_table(SNAPSHOT).map_err(|e| fail(e.to_string()))?;
+    let Some(manifest) = read_manifest(&manifests).map_err(&fail)? else {
+        return Ok(None);
+    };
+    let chunks = txn
+        .open_table(SNAPSHOT_CHUNKS)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut data = Vec::with_capacity(usize::try_from(manifest.len).unwrap_or(0));
+    for number in 0..manifest.chunks {
+        let chunk = chunks
+            .get((manifest.generation, number))
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| {
+                fail(format!(
+                    "snapshot generation {} lacks chunk {number} of {}",
+                    manifest.generation, manifest.chunks
+                ))
+            })?;
+        data.extend_from_slice(chunk.value());
+    }
+    if data.len() as u64 != manifest.len {
+        return Err(fail(format!(
+            "snapshot generation {} has {} bytes, its manifest says {}",
+            manifest.generation,
+            data.len(),
+            manifest.len
+        )));
+    }
+    Ok(Some(StoredSnapshot {
+        meta: manifest.meta,
+        data,
+    }))
+}
+
+/// Makes `meta` and `data` the current snapshot, durably, in transactions of
+/// at most [`CHUNK_BYTES`] of data each. The caller must be the only writer
+/// of snapshots.
+pub(crate) fn write(db: &Database, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    let fail = failure(ErrorVerb::Write);
+    // First: drop orphans of an interrupted write and pick the generation.
+    let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
+    let (previous, generation) = {
+        let manifests = txn.open_table(SNAPSHOT).map_err(|e| fail(e.to_string()))?;
+        let previous = read_manifest(&manifests).map_err(&fail)?;
+        let mut chunks = txn
+            .open_table(SNAPSHOT_CHUNKS)
+            .map_err(|e| fail(e.to_string()))?;
+        let keep = previous.as_ref().map(|m| m.generation);
+        chunks
+            .retain(|(generation, _), _| Some(generation) == keep)
+            .map_err(|e| fail(e.to_string()))?;
+        let generation = keep.map_or(1, |g| g + 1);
+        (previous, generation)
+    };
+    txn.commit().map_err(|e| fail(e.to_string()))?;
+    let pieces: Vec<&[u8]> = data.chunks(CHUNK_BYTES).collect();
+    for (number, piece) in pieces.iter().enumerate() {
+        let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
+        {
+            let mut chunks = txn
+                .open_table(SNAPSHOT_CHUNKS)
+                .map_err(|e| fail(e.to_string()))?;
+            chunks
+                .insert((generation, number as u32), *piece)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        txn.commit().map_err(|e| fail(e.to_string()))?;
+        std::thread::sleep(PAUSE_BETWEEN_CHUNKS);
+    }
+    // Last: switch the manifest and drop the previous generation, together.
+    let manifest = Manifest {
+        meta: meta.clone(),
+        generation,
+        chunks: u32::try_from(pieces.len()).map_err(|e| fail(e.to_string()))?,
+        len: data.len() as u64,
+    };
+    let bytes = bincode::serialize(&manifest).map_err(|e| fail(e.to_string()))?;
+    let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
+    {
+        let mut manifests = txn.open_table(SNAPSHOT).map_err(|e| fail(e.to_string()))?;
+        manifests
+            .insert(CURRENT, bytes.as_slice())
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(previous) = previous {
+            let mut chunks = txn
+                .open_table(SNAPSHOT_CHUNKS)
+                .map_err(|e| fail(e.to_string()))?;
+            for number in 0..previous.chunks {
+                chunks
+                    .remove((previous.generation, number))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+    }
+    txn.commit().map_err(|e| fail(e.to_string()))
+}
+
+/// Rewrites a snapshot of store format 2 (one value under "current") in
+/// this layout, inside `txn` (the format upgrade).
+pub(crate) fn upgrade_from_single_value(txn: &redb::WriteTransaction) -> Result<(), String> {
+    let mut manifests = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+    let old = match manifests.get(CURRENT).map_err(|e| e.to_string())? {
+        Some(bytes) => bincode::deserialize::<StoredSnapshot>(bytes.value()),
+        None => return Ok(()),
+    };
+    let old = old.map_err(|e| e.to_string())?;
+    let mut chunks = txn.open_table(SNAPSHOT_CHUNKS).map_err(|e| e.to_string())?;
+    let pieces: Vec<&[u8]> = old.data.chunks(CHUNK_BYTES).collect();
+    for (number, piece) in pieces.iter().enumerate() {
+        chunks
+            .insert((1, number as u32), *piece)
+            .map_err(|e| e.to_string())?;
+    }
+    let manifest = Manifest {
+        meta: old.meta,
+        generation: 1,
+        chunks: u32::try_from(pieces.len()).map_err(|e| e.to_string())?,
+        len: old.data.len() as u64,
+    };
+    let bytes = bincode::serialize(&manifest).map_err(|e| e.to_string())?;
+    manifests
+        .insert(CURRENT, bytes.as_slice())
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::LogId;
+    use openraft::CommittedLeaderId;
+    use redb::ReadableTableMetadata;
+
+    fn meta(index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+            last_membership: Default::default(),
+            snapshot_id: format!("s{index}"),
+        }
+    }
+
+    /// Distinct bytes, so that a chunk out of place would show.
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    fn chunk_keys(db: &Database) -> Vec<(u64, u32)> {
+        let txn = db.begin_read().expect("read");
+        let chunks = txn.open_table(SNAPSHOT_CHUNKS).expect("chunks");
+        chunks
+            .iter()
+            .expect("iter")
+            .map(|item| item.expect("item").0.value())
+            .collect()
+    }
+
+    #[test]
+    fn a_snapshot_of_many_chunks_reads_back_whole_and_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
+        assert!(read(&db).expect("read").is_none());
+        let first = data(2 * CHUNK_BYTES + 17, 1);
+        write(&db, &meta(10), &first).expect("write");
+        let back = read(&db).expect("read").expect("a snapshot");
+        assert_eq!(back.meta, meta(10));
+        assert!(back.data == first, "the bytes come back in order");
+        assert_eq!(chunk_keys(&db), vec![(1, 0), (1, 1), (1, 2)]);
+        let second = data(CHUNK_BYTES / 2, 2);
+        write(&db, &meta(20), &second).expect("write again");
+        let back = read(&db).expect("read").expect("a snapshot");
+        assert_eq!(back.meta, meta(20));
+        assert!(back.data == second);
+        assert_eq!(
+            chunk_keys(&db),
+            vec![(2, 0)],
+            "the previous generation's chunks are gone"
+        );
+        // An empty snapshot has no chunks and still reads back.
+        write(&db, &meta(30), &[]).expect("write empty");
+        let back = read(&db).expect("read").expect("a snapshot");
+        assert!(back.data.is_empty());
+        assert!(chunk_keys(&db).is_empty());
+    }
+
+    #[test]
+    fn chunks_left_by_an_interrupted_write_are_never_read_and_are_removed_by_the_next() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
+        let kept = data(CHUNK_BYTES + 5, 3);
+        write(&db, &meta(10), &kept).expect("write");
+        // A write of generation 2 that stopped after its first chunk.
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(SNAPSHOT_CHUNKS)
+            .expect("chunks")
+            .insert((2, 0), b"half a snapshot".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+        let back = read(&db).expect("read").expect("a snapshot");
+        assert_eq!(back.meta, meta(10));
+        assert!(
+            back.data == kept,
+            "the manifest still names the whole snapshot"
+        );
+        let next = data(10, 4);
+        write(&db, &meta(20), &next).expect("write");
+        assert!(read(&db).expect("read").expect("a snapshot").data == next);
+        assert_eq!(chunk_keys(&db), vec![(2, 0)]);
+    }
+
+    #[test]
+    fn a_write_to_the_file_commits_while_a_large_snapshot_is_still_being_stored() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
+        let chunks = 48;
+        let big = data(chunks * CHUNK_BYTES, 6);
+        let finished = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (db, finished) = (db.clone(), finished.clone());
+            std::thread::spawn(move || {
+                write(&db, &meta(10), &big).expect("write");
+                finished.store(true, Ordering::SeqCst);
+            })
+        };
+        // Once the first chunk is on disk, a log append (any other write
+        // transaction) must get its turn before the remaining chunks are done.
+        loop {
+            let txn = db.begin_read().expect("read");
+            let table = txn.open_table(SNAPSHOT_CHUNKS).expect("chunks");
+            if table.get((1, 0)).expect("get").is_some() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        let txn = db.begin_write().expect("an append's transaction");
+        txn.open_table(super::super::LOG)
+            .expect("log")
+            .insert(1, b"an entry".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+        let snapshot_done_first = finished.load(Ordering::SeqCst);
+        writer.join().expect("writer");
+        assert!(
+            !snapshot_done_first,
+            "the append waited for the whole {chunks}-chunk snapshot"
+        );
+        assert_eq!(
+            read(&db).expect("read").expect("snapshot").data.len(),
+            chunks * CHUNK_BYTES
+        );
+    }
+
+    #[test]
+    fn a_manifest_whose_chunks_are_missing_is_an_error_not_a_short_snapshot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
+        write(&db, &meta(10), &data(CHUNK_BYTES + 1, 5)).expect("write");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(SNAPSHOT_CHUNKS)
+            .expect("chunks")
+            .remove((1, 1))
+            .expect("remove");
+        txn.commit().expect("commit");
+        let error = read(&db).expect_err("a chunk is missing").to_string();
+        assert!(error.contains("lacks chunk 1 of 2"), "{error}");
+        let txn = db.begin_read().expect("read");
+        assert_eq!(
+            txn.open_table(SNAPSHOT_CHUNKS)
+                .expect("chunks")
+                .len()
+                .expect("len"),
+            1
+        );
+    }
+}
