@@ -4,4 +4,5 @@
 //! Invariant: every load loop is bounded in time and count, and every
 //! process a benchmark starts is stopped by it.
 
+pub mod cluster;
 pub mod load;

@@ -80,6 +80,32 @@ impl AdminClient {
         Ok(self.with_token(token))
     }
 
+    /// The bearer token of `login`, retrying while the account does not
+    /// exist yet (a bootstrapping cluster creates its operator just after it
+    /// forms): at most `attempts` tries, `pause` apart.
+    pub async fn token_when_ready(
+        &self,
+        login: &str,
+        password: &str,
+        attempts: usize,
+        pause: std::time::Duration,
+    ) -> Result<String> {
+        for _ in 0..attempts {
+            let reply = self
+                .post(
+                    "/api/v1/auth/login",
+                    &serde_json::json!({"login": login, "password": password}),
+                    None,
+                )
+                .await?;
+            if let Some(token) = reply.body["token"].as_str() {
+                return Ok(token.to_string());
+            }
+            tokio::time::sleep(pause).await;
+        }
+        anyhow::bail!("{login} could not log in after {attempts} attempts")
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> Result<ApiReply> {
         self.send::<Value>(reqwest::Method::GET, path, None, None)

@@ -198,22 +198,15 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
     }
     let anyone = AdminClient::new(&cluster.spec(1).admin_url())?;
     // The bootstrapping nodes create the operator just after the cluster forms.
-    let mut token = None;
-    for _ in 0..120 {
-        let reply = anyone
-            .post(
-                "/api/v1/auth/login",
-                &json!({"login": "operator", "password": OPERATOR_PASSWORD}),
-                None,
-            )
-            .await?;
-        if let Some(t) = reply.body["token"].as_str() {
-            token = Some(t.to_string());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let token = token.context("the operator can log in")?;
+    let token = anyone
+        .token_when_ready(
+            "operator",
+            OPERATOR_PASSWORD,
+            120,
+            Duration::from_millis(250),
+        )
+        .await
+        .context("the operator can log in")?;
     let (status, tenant) = write(
         &live,
         &token,

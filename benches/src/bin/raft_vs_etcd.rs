@@ -13,8 +13,8 @@
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use carillon_benches::cluster::{acknowledged, pin, wait_for, BenchCluster};
 use carillon_benches::load::{self, median, RunResult};
-use carillon_chaos::{AdminClient, ClusterSupervisor, NodeSpec};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -46,20 +46,6 @@ fn options() -> Result<Options> {
     }
     Ok(options)
 }
-const OPERATOR_PASSWORD: &str = "Bench-Operator-Pass-1!";
-
-/// Pins every thread of `pid` to `core`.
-fn pin(pid: u32, core: &str) -> Result<()> {
-    let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", core, &pid.to_string()])
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("taskset failed for pid {pid}");
-    }
-    Ok(())
-}
-
 /// Three etcd members on 127.0.0.41-43, killed on drop.
 struct Etcd {
     children: Vec<Child>,
@@ -127,30 +113,6 @@ fn start_etcd() -> Result<Etcd> {
     })
 }
 
-async fn wait_for(http: &reqwest::Client, url: &str) -> Result<()> {
-    for _ in 0..200 {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{url} not ready")
-}
-
-/// Whether a write was acknowledged: a success status and the whole answer
-/// read. Reading the body to its end, as any real client does, is also what
-/// lets the HTTP client put the connection back in its pool; a response
-/// dropped unread costs a new TCP connection for the next request (for both
-/// systems alike).
-async fn acknowledged(reply: reqwest::Result<reqwest::Response>) -> bool {
-    match reply {
-        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-        _ => false,
-    }
-}
-
 fn line(system: &str, clients: usize, runs: &[RunResult]) -> (f64, String) {
     let per_second = median(runs, |r| r.per_second);
     let p50 = median(runs, |r| r.p50.as_secs_f64() * 1000.0);
@@ -175,57 +137,9 @@ async fn main() -> Result<()> {
         .pool_max_idle_per_host(512)
         .build()?;
     // Carillon: three nodes on 127.0.0.31-33.
-    let specs: Vec<NodeSpec> = (21..=23).map(|id| NodeSpec::loopback(id, 19_080)).collect();
-    let extra = "[operator]\nlogin = \"operator\"\npassword_env = \"CARILLON_OPERATOR_PASSWORD\"\n";
-    let mut cluster = ClusterSupervisor::new(specs, extra)?;
-    cluster.set_env("CARILLON_OPERATOR_PASSWORD", OPERATOR_PASSWORD);
-    for id in 21..=23 {
-        cluster.write_config(id, &[21, 22, 23])?;
-        let pid = cluster.start(id)?;
-        pin(pid, "0")?;
-    }
-    let urls: Vec<String> = (21..=23).map(|id| cluster.spec(id).admin_url()).collect();
-    for url in &urls {
-        wait_for(&http, &format!("{url}/readyz")).await?;
-    }
-    let client = AdminClient::new(&urls[0])?;
-    let mut token = None;
-    for _ in 0..100 {
-        let reply = client
-            .post(
-                "/api/v1/auth/login",
-                &json!({"login": "operator", "password": OPERATOR_PASSWORD}),
-                None,
-            )
-            .await?;
-        if let Some(t) = reply.body["token"].as_str() {
-            token = Some(t.to_string());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = token.context("operator login")?;
-    let op = client.with_token(&token);
-    let tenant = op
-        .post(
-            "/api/v1/tenants",
-            &json!({"name": "Bench", "sip_domain": "bench.test"}),
-            None,
-        )
-        .await?
-        .body["id"]
-        .as_u64()
-        .context("tenant")?;
-    let queue = op
-        .post(
-            &format!("/api/v1/tenants/{tenant}/queues"),
-            &json!({"name": "Bench"}),
-            None,
-        )
-        .await?
-        .body["id"]
-        .as_u64()
-        .context("queue")?;
+    let carillon = BenchCluster::start([21, 22, 23], 19_080, &http).await?;
+    let targets: Arc<Vec<String>> = Arc::new((0..3).map(|i| carillon.enqueue_url(i)).collect());
+    let token = carillon.token.clone();
 
     let etcd = start_etcd()?;
     for url in &etcd.urls {
@@ -241,15 +155,12 @@ async fn main() -> Result<()> {
     for (round, clients) in levels.into_iter().enumerate() {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for run in 0..runs {
-            let (http1, urls1, token1) = (http.clone(), Arc::new(urls.clone()), token.clone());
+            let (http1, targets1, token1) = (http.clone(), targets.clone(), token.clone());
             ours.push(
                 load::run(clients, run_time, move |c, n| {
-                    let (http, urls, token) = (http1.clone(), urls1.clone(), token1.clone());
+                    let (http, targets, token) = (http1.clone(), targets1.clone(), token1.clone());
                     async move {
-                        let url = format!(
-                            "{}/api/v1/tenants/{tenant}/queues/{queue}/entries",
-                            urls[(c + n) % urls.len()]
-                        );
+                        let url = &targets[(c + n) % targets.len()];
                         let body = json!({"entry": format!("r{round}-{run}-c{c}-n{n}")});
                         acknowledged(http.post(url).bearer_auth(token).json(&body).send().await)
                             .await
@@ -311,6 +222,6 @@ async fn main() -> Result<()> {
         ratios.join(", ")
     );
     drop(etcd);
-    drop(cluster);
+    drop(carillon);
     Ok(())
 }
