@@ -17,7 +17,9 @@
 //! switches the manifest to it also deletes the previous generation's. A
 //! crash mid-way leaves the old manifest and its chunks intact, plus orphan
 //! chunks that the next write removes before it starts. One writer at a time
-//! (the caller holds a lock), so generations never interleave.
+//! (the caller holds a lock), so generations never interleave. A snapshot
+//! never replaces one that covers as much of the log or more: a snapshot
+//! installed from the leader while an older one was being built stays.
 
 use super::{io_error, SNAPSHOT, SNAPSHOT_CHUNKS};
 use crate::types::{SnapshotMeta, StorageError};
@@ -80,7 +82,10 @@ pub(crate) fn read(db: &Database) -> Result<Option<StoredSnapshot>, StorageError
     let chunks = txn
         .open_table(SNAPSHOT_CHUNKS)
         .map_err(|e| fail(e.to_string()))?;
-    let mut data = Vec::with_capacity(usize::try_from(manifest.len).unwrap_or(0));
+    // The manifest's length is checked after reading, not trusted for the
+    // allocation.
+    let most = manifest.chunks as u64 * CHUNK_BYTES as u64;
+    let mut data = Vec::with_capacity(usize::try_from(manifest.len.min(most)).unwrap_or(0));
     for number in 0..manifest.chunks {
         let chunk = chunks
             .get((manifest.generation, number))
@@ -107,36 +112,81 @@ pub(crate) fn read(db: &Database) -> Result<Option<StoredSnapshot>, StorageError
     }))
 }
 
+/// What [`write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// `meta` and `data` are now the current snapshot.
+    Current,
+    /// The current snapshot already covers `meta`'s last log id (a snapshot
+    /// installed from the leader while this one was being built): kept.
+    Superseded,
+}
+
+/// Whether a snapshot up to `new` may replace one up to `current`: only if
+/// it covers more of the log. Storing an older one would leave the file's
+/// snapshot behind a log already purged up to the newer one.
+fn replaces(new: &SnapshotMeta, current: Option<&SnapshotMeta>) -> bool {
+    current.is_none_or(|current| new.last_log_id > current.last_log_id)
+}
+
 /// Makes `meta` and `data` the current snapshot, durably, in transactions of
-/// at most [`CHUNK_BYTES`] of data each. The caller must be the only writer
-/// of snapshots.
-pub(crate) fn write(db: &Database, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+/// at most [`CHUNK_BYTES`] of data each, unless the current one is at least
+/// as recent. The caller must be the only writer of snapshots.
+pub(crate) fn write(
+    db: &Database,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<Written, StorageError> {
     let fail = failure(ErrorVerb::Write);
-    // First: drop orphans of an interrupted write and pick the generation.
-    let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
-    let (previous, generation) = {
+    let pieces: Vec<&[u8]> = data.chunks(CHUNK_BYTES).collect();
+    let count = u32::try_from(pieces.len()).map_err(|e| fail(e.to_string()))?;
+    // First: read the manifest, and look for orphans of an interrupted write
+    // (chunks of any other generation) without taking the writer lock.
+    let (previous, orphans) = {
+        let txn = db.begin_read().map_err(|e| fail(e.to_string()))?;
         let manifests = txn.open_table(SNAPSHOT).map_err(|e| fail(e.to_string()))?;
         let previous = read_manifest(&manifests).map_err(&fail)?;
-        let mut chunks = txn
+        let chunks = txn
             .open_table(SNAPSHOT_CHUNKS)
             .map_err(|e| fail(e.to_string()))?;
-        let keep = previous.as_ref().map(|m| m.generation);
-        chunks
-            .retain(|(generation, _), _| Some(generation) == keep)
+        let keep = previous.as_ref().map_or(0, |m| m.generation);
+        let mut below = chunks.range(..(keep, 0)).map_err(|e| fail(e.to_string()))?;
+        let mut above = chunks
+            .range((keep + 1, 0)..)
             .map_err(|e| fail(e.to_string()))?;
-        let generation = keep.map_or(1, |g| g + 1);
-        (previous, generation)
+        let orphans = below.next().is_some() || above.next().is_some();
+        (previous, orphans)
     };
-    txn.commit().map_err(|e| fail(e.to_string()))?;
-    let pieces: Vec<&[u8]> = data.chunks(CHUNK_BYTES).collect();
-    for (number, piece) in pieces.iter().enumerate() {
+    if !replaces(meta, previous.as_ref().map(|m| &m.meta)) {
+        return Ok(Written::Superseded);
+    }
+    let keep = previous.as_ref().map_or(0, |m| m.generation);
+    let generation = keep + 1;
+    if orphans {
+        // Only the orphans' key ranges are visited: the current snapshot's
+        // chunks are not read under the writer lock.
         let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
         {
             let mut chunks = txn
                 .open_table(SNAPSHOT_CHUNKS)
                 .map_err(|e| fail(e.to_string()))?;
             chunks
-                .insert((generation, number as u32), *piece)
+                .retain_in(..(keep, 0), |_, _| false)
+                .map_err(|e| fail(e.to_string()))?;
+            chunks
+                .retain_in((generation, 0).., |_, _| false)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        txn.commit().map_err(|e| fail(e.to_string()))?;
+    }
+    for (number, piece) in (0..count).zip(&pieces) {
+        let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
+        {
+            let mut chunks = txn
+                .open_table(SNAPSHOT_CHUNKS)
+                .map_err(|e| fail(e.to_string()))?;
+            chunks
+                .insert((generation, number), *piece)
                 .map_err(|e| fail(e.to_string()))?;
         }
         txn.commit().map_err(|e| fail(e.to_string()))?;
@@ -146,7 +196,7 @@ pub(crate) fn write(db: &Database, meta: &SnapshotMeta, data: &[u8]) -> Result<(
     let manifest = Manifest {
         meta: meta.clone(),
         generation,
-        chunks: u32::try_from(pieces.len()).map_err(|e| fail(e.to_string()))?,
+        chunks: count,
         len: data.len() as u64,
     };
     let bytes = bincode::serialize(&manifest).map_err(|e| fail(e.to_string()))?;
@@ -167,7 +217,8 @@ pub(crate) fn write(db: &Database, meta: &SnapshotMeta, data: &[u8]) -> Result<(
             }
         }
     }
-    txn.commit().map_err(|e| fail(e.to_string()))
+    txn.commit().map_err(|e| fail(e.to_string()))?;
+    Ok(Written::Current)
 }
 
 /// Rewrites a snapshot of store format 2 (one value under "current") in
@@ -181,15 +232,16 @@ pub(crate) fn upgrade_from_single_value(txn: &redb::WriteTransaction) -> Result<
     let old = old.map_err(|e| e.to_string())?;
     let mut chunks = txn.open_table(SNAPSHOT_CHUNKS).map_err(|e| e.to_string())?;
     let pieces: Vec<&[u8]> = old.data.chunks(CHUNK_BYTES).collect();
-    for (number, piece) in pieces.iter().enumerate() {
+    let count = u32::try_from(pieces.len()).map_err(|e| e.to_string())?;
+    for (number, piece) in (0..count).zip(&pieces) {
         chunks
-            .insert((1, number as u32), *piece)
+            .insert((1, number), *piece)
             .map_err(|e| e.to_string())?;
     }
     let manifest = Manifest {
         meta: old.meta,
         generation: 1,
-        chunks: u32::try_from(pieces.len()).map_err(|e| e.to_string())?,
+        chunks: count,
         len: old.data.len() as u64,
     };
     let bytes = bincode::serialize(&manifest).map_err(|e| e.to_string())?;
@@ -258,6 +310,35 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_never_replaces_one_that_covers_as_much_of_the_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
+        let installed = data(CHUNK_BYTES + 1, 7);
+        assert_eq!(
+            write(&db, &meta(20), &installed).expect("write"),
+            Written::Current
+        );
+        // A snapshot built up to entry 10 finishes after one up to entry 20
+        // was installed from the leader: the newer one stays.
+        assert_eq!(
+            write(&db, &meta(10), &data(10, 8)).expect("write"),
+            Written::Superseded
+        );
+        assert_eq!(
+            write(&db, &meta(20), &data(10, 9)).expect("write"),
+            Written::Superseded
+        );
+        let back = read(&db).expect("read").expect("a snapshot");
+        assert_eq!(back.meta, meta(20));
+        assert!(back.data == installed);
+        assert_eq!(chunk_keys(&db), vec![(1, 0), (1, 1)]);
+        assert_eq!(
+            write(&db, &meta(30), &data(10, 10)).expect("write"),
+            Written::Current
+        );
+    }
+
+    #[test]
     fn chunks_left_by_an_interrupted_write_are_never_read_and_are_removed_by_the_next() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
@@ -288,7 +369,7 @@ mod tests {
         use std::sync::Arc;
         let dir = tempfile::tempdir().expect("temp dir");
         let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
-        let chunks = 48;
+        let chunks = 64;
         let big = data(chunks * CHUNK_BYTES, 6);
         let finished = Arc::new(AtomicBool::new(false));
         let writer = {

@@ -2,7 +2,7 @@
 //! last applied log id and membership, and the latest snapshot in redb.
 
 use super::io_error;
-use super::snapshots::{self, StoredSnapshot};
+use super::snapshots::{self, StoredSnapshot, Written};
 use crate::dedup::Dedup;
 use crate::state::{ApplyContext, ReplicatedState};
 use crate::types::{
@@ -148,15 +148,26 @@ impl<S: ReplicatedState> StateMachineStore<S> {
         snapshots::read(&self.db)
     }
 
-    /// Stores a snapshot (blocking: call it off the async workers). One
-    /// snapshot writer at a time.
-    fn write_stored(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    /// Stores a snapshot unless the stored one is at least as recent
+    /// (blocking: call it off the async workers). One snapshot writer at a
+    /// time.
+    fn write_stored(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<Written, StorageError> {
         let _writer = self
             .snapshot_writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         snapshots::write(&self.db, meta, data)
     }
+}
+
+/// Runs `work` (tens of milliseconds of encoding or disk per 10 MB of
+/// snapshot) on a blocking thread, not on an async worker.
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?
 }
 
 fn decode_image<S: ReplicatedState>(data: &[u8]) -> Result<Machine<S>, StorageError> {
@@ -207,24 +218,29 @@ impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<S
         // milliseconds per 10 MB of state: a blocking thread does both,
         // rather than an async worker that other requests are waiting for.
         let store = self.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
+        let (meta, data) = off_the_workers(move || {
             // The durations are logged: this shell reads the clock.
             #[allow(clippy::disallowed_methods)]
             let started = std::time::Instant::now();
             let (meta, data) = store.encode_current()?;
             let encoded = started.elapsed();
-            store.write_stored(&meta, &data)?;
-            tracing::info!(
-                id = %meta.snapshot_id,
-                bytes = data.len(),
-                encode_ms = encoded.as_millis() as u64,
-                store_ms = (started.elapsed() - encoded).as_millis() as u64,
-                "snapshot built (apply waited while it was encoded)"
-            );
-            Ok::<_, StorageError>((meta, data))
+            let written = store.write_stored(&meta, &data)?;
+            let (bytes, encode_ms) = (data.len(), encoded.as_millis() as u64);
+            let store_ms = (started.elapsed() - encoded).as_millis() as u64;
+            let id = &meta.snapshot_id;
+            match written {
+                Written::Current => tracing::info!(
+                    %id, bytes, encode_ms, store_ms,
+                    "snapshot built (apply waited while it was encoded)"
+                ),
+                Written::Superseded => tracing::info!(
+                    %id, bytes, encode_ms,
+                    "snapshot built but not stored: a newer one was installed meanwhile"
+                ),
+            }
+            Ok((meta, data))
         })
-        .await
-        .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))??;
+        .await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -320,19 +336,24 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let machine = decode_image::<S>(&data)?;
         let store = self.clone();
-        let stored_meta = meta.clone();
-        tokio::task::spawn_blocking(move || store.write_stored(&stored_meta, &data))
-            .await
-            .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))??;
+        let meta = meta.clone();
+        // Decoding and storing tens of megabytes: off the async workers.
+        let machine = off_the_workers(move || {
+            let machine = decode_image::<S>(&data)?;
+            store.write_stored(&meta, &data)?;
+            Ok(machine)
+        })
+        .await?;
         *self.write_lock() = machine;
         self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.read_stored()?.map(|stored| Snapshot {
+        let store = self.clone();
+        let stored = off_the_workers(move || store.read_stored()).await?;
+        Ok(stored.map(|stored| Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
