@@ -161,13 +161,15 @@ impl<S: ReplicatedState> StateMachineStore<S> {
 }
 
 /// Runs `work` (tens of milliseconds of encoding or disk per 10 MB of
-/// snapshot) on a blocking thread, not on an async worker.
+/// snapshot) on a blocking thread, not on an async worker; `verb` names what
+/// failed if the thread does not return.
 async fn off_the_workers<T: Send + 'static>(
+    verb: ErrorVerb,
     work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?
+        .map_err(|e| io_error(ErrorSubject::Snapshot(None), verb, e))?
 }
 
 fn decode_image<S: ReplicatedState>(data: &[u8]) -> Result<Machine<S>, StorageError> {
@@ -218,7 +220,7 @@ impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<S
         // milliseconds per 10 MB of state: a blocking thread does both,
         // rather than an async worker that other requests are waiting for.
         let store = self.clone();
-        let (meta, data) = off_the_workers(move || {
+        let (meta, data) = off_the_workers(ErrorVerb::Write, move || {
             // The durations are logged: this shell reads the clock.
             #[allow(clippy::disallowed_methods)]
             let started = std::time::Instant::now();
@@ -339,7 +341,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
         let store = self.clone();
         let meta = meta.clone();
         // Decoding and storing tens of megabytes: off the async workers.
-        let machine = off_the_workers(move || {
+        let machine = off_the_workers(ErrorVerb::Write, move || {
             let machine = decode_image::<S>(&data)?;
             store.write_stored(&meta, &data)?;
             Ok(machine)
@@ -352,7 +354,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let store = self.clone();
-        let stored = off_the_workers(move || store.read_stored()).await?;
+        let stored = off_the_workers(ErrorVerb::Read, move || store.read_stored()).await?;
         Ok(stored.map(|stored| Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
