@@ -33,6 +33,10 @@ pub(crate) const CURRENT: &str = "current";
 /// The most bytes of snapshot one transaction writes.
 pub(crate) const CHUNK_BYTES: usize = 512 * 1024;
 
+/// The most a read reserves up front from what the manifest says (the vector
+/// grows past it as chunks arrive).
+const FIRST_ALLOCATION_BOUND: u64 = 64 * 1024 * 1024;
+
 /// How long the snapshot writer steps aside after each chunk. redb's writer
 /// lock is not fair: a thread that commits and at once begins again usually
 /// gets it back before a waiting log append has even been scheduled, and
@@ -82,9 +86,9 @@ pub(crate) fn read(db: &Database) -> Result<Option<StoredSnapshot>, StorageError
     let chunks = txn
         .open_table(SNAPSHOT_CHUNKS)
         .map_err(|e| fail(e.to_string()))?;
-    // The manifest's length is checked after reading, not trusted for the
-    // allocation.
-    let most = manifest.chunks as u64 * CHUNK_BYTES as u64;
+    // The manifest's length is checked after reading; it sizes the first
+    // allocation only up to a bound, so that a corrupt one cannot abort.
+    let most = (manifest.chunks as u64 * CHUNK_BYTES as u64).min(FIRST_ALLOCATION_BOUND);
     let mut data = Vec::with_capacity(usize::try_from(manifest.len.min(most)).unwrap_or(0));
     for number in 0..manifest.chunks {
         let chunk = chunks
@@ -157,9 +161,6 @@ pub(crate) fn write(
         let orphans = below.next().is_some() || above.next().is_some();
         (previous, orphans)
     };
-    if !replaces(meta, previous.as_ref().map(|m| &m.meta)) {
-        return Ok(Written::Superseded);
-    }
     let keep = previous.as_ref().map_or(0, |m| m.generation);
     let generation = keep + 1;
     if orphans {
@@ -178,6 +179,9 @@ pub(crate) fn write(
                 .map_err(|e| fail(e.to_string()))?;
         }
         txn.commit().map_err(|e| fail(e.to_string()))?;
+    }
+    if !replaces(meta, previous.as_ref().map(|m| &m.meta)) {
+        return Ok(Written::Superseded);
     }
     for (number, piece) in (0..count).zip(&pieces) {
         let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
@@ -318,8 +322,16 @@ mod tests {
             write(&db, &meta(20), &installed).expect("write"),
             Written::Current
         );
+        // An interrupted write left an orphan chunk behind.
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(SNAPSHOT_CHUNKS)
+            .expect("chunks")
+            .insert((2, 0), b"orphan".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
         // A snapshot built up to entry 10 finishes after one up to entry 20
-        // was installed from the leader: the newer one stays.
+        // was installed from the leader: the newer one stays (and the orphan
+        // goes all the same).
         assert_eq!(
             write(&db, &meta(10), &data(10, 8)).expect("write"),
             Written::Superseded

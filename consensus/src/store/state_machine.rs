@@ -354,7 +354,14 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
         // Decoding and storing tens of megabytes: off the async workers.
         let machine = off_the_workers(ErrorVerb::Write, move || {
             let machine = decode_image::<S>(&data)?;
-            store.write_stored(&meta, &data)?;
+            if store.write_stored(&meta, &data)? == Written::Superseded {
+                // openraft installs only snapshots newer than what is applied,
+                // and a stored one is never newer than that: not expected.
+                tracing::warn!(
+                    id = %meta.snapshot_id,
+                    "an installed snapshot was not stored: the stored one is as recent"
+                );
+            }
             Ok(machine)
         })
         .await?;
