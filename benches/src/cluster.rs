@@ -2,10 +2,12 @@
 //! loopback with every node pinned to core 0, an operator logged in, and a
 //! tenant with one queue whose waiting-caller entries are the writes.
 
+use crate::load::{self, RunResult};
 use anyhow::{bail, Context, Result};
 use carillon_chaos::{AdminClient, ClusterSupervisor, NodeSpec};
 use serde_json::json;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 const OPERATOR_PASSWORD: &str = "Bench-Operator-Pass-1!";
@@ -124,13 +126,43 @@ impl BenchCluster {
 
     /// The URL that enqueues a waiting caller through node number `i`
     /// (modulo three): one replicated write.
-    pub fn enqueue_url(&self, i: usize) -> String {
+    fn enqueue_url(&self, i: usize) -> String {
         format!(
             "{}/api/v1/tenants/{}/queues/{}/entries",
             self.urls[i % self.urls.len()],
             self.tenant,
             self.queue
         )
+    }
+
+    /// `clients` closed loops enqueueing waiting callers for `duration`,
+    /// each request through the members in turn; the callers' names start
+    /// with `tag` (distinct per run, so that no write repeats another).
+    pub async fn enqueue_load(
+        &self,
+        http: &reqwest::Client,
+        clients: usize,
+        duration: Duration,
+        tag: String,
+    ) -> RunResult {
+        let targets: Arc<Vec<String>> = Arc::new((0..3).map(|i| self.enqueue_url(i)).collect());
+        let (http, token, tag) = (http.clone(), self.token.clone(), Arc::new(tag));
+        load::run(clients, duration, move |c, n| {
+            let (http, targets, token, tag) =
+                (http.clone(), targets.clone(), token.clone(), tag.clone());
+            async move {
+                let body = json!({"entry": format!("{tag}-c{c}-n{n}")});
+                acknowledged(
+                    http.post(&targets[(c + n) % targets.len()])
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await,
+                )
+                .await
+            }
+        })
+        .await
     }
 }
 

@@ -46,9 +46,8 @@ fn check(
     result.ok()
 }
 
-/// A relay with session "s": leg a at 192.0.2.1:4000 (ports 30000/30001), leg b at
-/// 192.0.2.2:4000 (30002/30003).
-fn two_leg_session() -> Relay {
+/// A relay with session "s" and its leg a at 192.0.2.1:4000 (ports 30000/30001).
+fn one_leg_session() -> Relay {
     let mut relay = relay(30000, 30009);
     check(
         &mut relay,
@@ -57,6 +56,12 @@ fn two_leg_session() -> Relay {
         Ok(()),
     );
     check(&mut relay, 0, set_leg("s", "a", Some(OFFER)), Ok(()));
+    relay
+}
+
+/// [`one_leg_session`] with leg b at 192.0.2.2:4000 (30002/30003).
+fn two_leg_session() -> Relay {
+    let mut relay = one_leg_session();
     let b_offer = OFFER.replace("192.0.2.1", "192.0.2.2");
     check(&mut relay, 0, set_leg("s", "b", Some(&b_offer)), Ok(()));
     relay
@@ -297,14 +302,7 @@ fn datagrams_are_routed_by_port_and_unknown_ports_counted() {
 
 #[test]
 fn announcement_and_music_on_hold_through_the_api() {
-    let mut relay = relay(30000, 30009);
-    check(
-        &mut relay,
-        0,
-        Command::CreateSession { session: sid("s") },
-        Ok(()),
-    );
-    check(&mut relay, 0, set_leg("s", "a", Some(OFFER)), Ok(()));
+    let mut relay = one_leg_session();
     relay
         .register_prompt("welcome", vec![1000; 800])
         .expect("register"); // 100 ms

@@ -11,10 +11,7 @@
 //! Run it with `benches/raft_snapshot_stall.sh`.
 
 use anyhow::{bail, Context, Result};
-use carillon_benches::cluster::{acknowledged, BenchCluster};
-use carillon_benches::load;
-use serde_json::json;
-use std::sync::Arc;
+use carillon_benches::cluster::BenchCluster;
 use std::time::Duration;
 
 /// Write stalls while the nodes take snapshots (run by `benches/raft_snapshot_stall.sh`).
@@ -77,32 +74,6 @@ fn snapshots_built(cluster: &BenchCluster) -> usize {
         .sum()
 }
 
-async fn writes(
-    cluster: &BenchCluster,
-    http: &reqwest::Client,
-    clients: usize,
-    seconds: u64,
-    tag: &'static str,
-) -> load::RunResult {
-    let targets: Arc<Vec<String>> = Arc::new((0..3).map(|i| cluster.enqueue_url(i)).collect());
-    let (http, token) = (http.clone(), cluster.token.clone());
-    load::run(clients, Duration::from_secs(seconds), move |c, n| {
-        let (http, targets, token) = (http.clone(), targets.clone(), token.clone());
-        async move {
-            let body = json!({"entry": format!("{tag}-c{c}-n{n}")});
-            acknowledged(
-                http.post(&targets[(c + n) % targets.len()])
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await,
-            )
-            .await
-        }
-    })
-    .await
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let options = <Options as clap::Parser>::parse();
@@ -117,11 +88,25 @@ async fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     for run in 1..=options.runs {
         let cluster = BenchCluster::start([24, 25, 26], 19_180, &http).await?;
-        let fill = writes(&cluster, &http, 64, options.fill_seconds, "fill").await;
+        let fill = cluster
+            .enqueue_load(
+                &http,
+                64,
+                Duration::from_secs(options.fill_seconds),
+                format!("fill{run}"),
+            )
+            .await;
         let filled = (fill.per_second * options.fill_seconds as f64) as u64;
         let before = write_histogram(&http, &cluster.urls).await?;
         let snapshots_before = snapshots_built(&cluster);
-        let measured = writes(&cluster, &http, 1, options.seconds, "one").await;
+        let measured = cluster
+            .enqueue_load(
+                &http,
+                1,
+                Duration::from_secs(options.seconds),
+                format!("one{run}"),
+            )
+            .await;
         let after = write_histogram(&http, &cluster.urls).await?;
         let snapshots = snapshots_built(&cluster) - snapshots_before;
         let total = after[3] - before[3];

@@ -138,8 +138,6 @@ async fn main() -> Result<()> {
         .build()?;
     // Carillon: three nodes on 127.0.0.31-33.
     let carillon = BenchCluster::start([21, 22, 23], 19_080, &http).await?;
-    let targets: Arc<Vec<String>> = Arc::new((0..3).map(|i| carillon.enqueue_url(i)).collect());
-    let token = carillon.token.clone();
 
     let etcd = start_etcd()?;
     for url in &etcd.urls {
@@ -155,18 +153,10 @@ async fn main() -> Result<()> {
     for (round, clients) in levels.into_iter().enumerate() {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for run in 0..runs {
-            let (http1, targets1, token1) = (http.clone(), targets.clone(), token.clone());
             ours.push(
-                load::run(clients, run_time, move |c, n| {
-                    let (http, targets, token) = (http1.clone(), targets1.clone(), token1.clone());
-                    async move {
-                        let url = &targets[(c + n) % targets.len()];
-                        let body = json!({"entry": format!("r{round}-{run}-c{c}-n{n}")});
-                        acknowledged(http.post(url).bearer_auth(token).json(&body).send().await)
-                            .await
-                    }
-                })
-                .await,
+                carillon
+                    .enqueue_load(&http, clients, run_time, format!("r{round}-{run}"))
+                    .await,
             );
             let (http2, urls2) = (http.clone(), Arc::new(etcd.urls.clone()));
             theirs.push(

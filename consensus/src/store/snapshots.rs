@@ -5,8 +5,8 @@
 //! copy and flush the whole state (about 100 ms per 15 MB here), and every
 //! client write waited behind it. So a snapshot is stored as chunks of at
 //! most [`CHUNK_BYTES`], one durable transaction each, with a pause after
-//! each in which a waiting log append takes its turn: an append waits for
-//! one chunk at most.
+//! each so that a waiting log append can take redb's writer lock (the lock
+//! is not fair: the pause makes the hand-over likely, not certain).
 //!
 //! Layout: `snapshot_chunks` maps (generation, chunk number) to bytes; the
 //! `snapshot` table's "current" key holds a [`Manifest`]: the snapshot's
@@ -16,7 +16,7 @@
 //! The chunks of a new generation are written first; the transaction that
 //! switches the manifest to it also deletes the previous generation's. A
 //! crash mid-way leaves the old manifest and its chunks intact, plus orphan
-//! chunks that the next write removes before it starts. One writer at a time
+//! chunks of a later generation, which the next write removes first. One writer at a time
 //! (the caller holds a lock), so generations never interleave. A snapshot
 //! never replaces one that covers as much of the log or more: a snapshot
 //! installed from the leader while an older one was being built stays.
@@ -116,6 +116,13 @@ pub(crate) fn read(db: &Database) -> Result<Option<StoredSnapshot>, StorageError
     }))
 }
 
+/// `data` in chunks of at most [`CHUNK_BYTES`], and how many there are.
+fn split(data: &[u8]) -> Result<(Vec<&[u8]>, u32), String> {
+    let pieces: Vec<&[u8]> = data.chunks(CHUNK_BYTES).collect();
+    let count = u32::try_from(pieces.len()).map_err(|e| e.to_string())?;
+    Ok((pieces, count))
+}
+
 /// What [`write`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
@@ -142,42 +149,33 @@ pub(crate) fn write(
     data: &[u8],
 ) -> Result<Written, StorageError> {
     let fail = failure(ErrorVerb::Write);
-    let pieces: Vec<&[u8]> = data.chunks(CHUNK_BYTES).collect();
-    let count = u32::try_from(pieces.len()).map_err(|e| fail(e.to_string()))?;
+    let (pieces, count) = split(data).map_err(&fail)?;
     // First: read the manifest, and look for orphans of an interrupted write
-    // (chunks of any other generation) without taking the writer lock.
-    let (previous, orphans) = {
+    // without taking the writer lock. Only a later generation than the
+    // manifest's can have them (the manifest switch drops the earlier one).
+    let (previous, generation, orphans) = {
         let txn = db.begin_read().map_err(|e| fail(e.to_string()))?;
         let manifests = txn.open_table(SNAPSHOT).map_err(|e| fail(e.to_string()))?;
         let previous = read_manifest(&manifests).map_err(&fail)?;
+        let generation = previous.as_ref().map_or(1, |m| m.generation + 1);
         let chunks = txn
             .open_table(SNAPSHOT_CHUNKS)
             .map_err(|e| fail(e.to_string()))?;
-        let keep = previous.as_ref().map_or(0, |m| m.generation);
-        let mut below = chunks.range(..(keep, 0)).map_err(|e| fail(e.to_string()))?;
-        let mut above = chunks
-            .range((keep + 1, 0)..)
-            .map_err(|e| fail(e.to_string()))?;
-        let orphans = below.next().is_some() || above.next().is_some();
-        (previous, orphans)
+        let orphans = chunks
+            .range((generation, 0)..)
+            .map_err(|e| fail(e.to_string()))?
+            .next()
+            .is_some();
+        (previous, generation, orphans)
     };
-    let keep = previous.as_ref().map_or(0, |m| m.generation);
-    let generation = keep + 1;
     if orphans {
-        // Only the orphans' key ranges are visited: the current snapshot's
+        // Only the orphans' key range is visited: the current snapshot's
         // chunks are not read under the writer lock.
         let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
-        {
-            let mut chunks = txn
-                .open_table(SNAPSHOT_CHUNKS)
-                .map_err(|e| fail(e.to_string()))?;
-            chunks
-                .retain_in(..(keep, 0), |_, _| false)
-                .map_err(|e| fail(e.to_string()))?;
-            chunks
-                .retain_in((generation, 0).., |_, _| false)
-                .map_err(|e| fail(e.to_string()))?;
-        }
+        txn.open_table(SNAPSHOT_CHUNKS)
+            .map_err(|e| fail(e.to_string()))?
+            .retain_in((generation, 0).., |_, _| false)
+            .map_err(|e| fail(e.to_string()))?;
         txn.commit().map_err(|e| fail(e.to_string()))?;
     }
     if !replaces(meta, previous.as_ref().map(|m| &m.meta)) {
@@ -235,8 +233,7 @@ pub(crate) fn upgrade_from_single_value(txn: &redb::WriteTransaction) -> Result<
     };
     let old = old.map_err(|e| e.to_string())?;
     let mut chunks = txn.open_table(SNAPSHOT_CHUNKS).map_err(|e| e.to_string())?;
-    let pieces: Vec<&[u8]> = old.data.chunks(CHUNK_BYTES).collect();
-    let count = u32::try_from(pieces.len()).map_err(|e| e.to_string())?;
+    let (pieces, count) = split(&old.data)?;
     for (number, piece) in (0..count).zip(&pieces) {
         chunks
             .insert((1, number), *piece)
@@ -273,6 +270,17 @@ mod tests {
     /// Distinct bytes, so that a chunk out of place would show.
     fn data(len: usize, seed: u8) -> Vec<u8> {
         (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    /// Puts one chunk straight into the table, as an interrupted write would
+    /// have left it.
+    fn put_chunk(db: &Database, key: (u64, u32), bytes: &[u8]) {
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(SNAPSHOT_CHUNKS)
+            .expect("chunks")
+            .insert(key, bytes)
+            .expect("insert");
+        txn.commit().expect("commit");
     }
 
     fn chunk_keys(db: &Database) -> Vec<(u64, u32)> {
@@ -323,12 +331,7 @@ mod tests {
             Written::Current
         );
         // An interrupted write left an orphan chunk behind.
-        let txn = db.begin_write().expect("txn");
-        txn.open_table(SNAPSHOT_CHUNKS)
-            .expect("chunks")
-            .insert((2, 0), b"orphan".as_slice())
-            .expect("insert");
-        txn.commit().expect("commit");
+        put_chunk(&db, (2, 0), b"orphan");
         // A snapshot built up to entry 10 finishes after one up to entry 20
         // was installed from the leader: the newer one stays (and the orphan
         // goes all the same).
@@ -356,13 +359,11 @@ mod tests {
         let db = super::super::open_database(&dir.path().join("raft.redb")).expect("open");
         let kept = data(CHUNK_BYTES + 5, 3);
         write(&db, &meta(10), &kept).expect("write");
-        // A write of generation 2 that stopped after its first chunk.
-        let txn = db.begin_write().expect("txn");
-        txn.open_table(SNAPSHOT_CHUNKS)
-            .expect("chunks")
-            .insert((2, 0), b"half a snapshot".as_slice())
-            .expect("insert");
-        txn.commit().expect("commit");
+        // A write of generation 2 that stopped after its second chunk (more
+        // chunks than the next snapshot has, so that overwriting alone would
+        // not remove them).
+        put_chunk(&db, (2, 0), b"half a");
+        put_chunk(&db, (2, 1), b"snapshot");
         let back = read(&db).expect("read").expect("a snapshot");
         assert_eq!(back.meta, meta(10));
         assert!(

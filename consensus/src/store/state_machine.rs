@@ -12,6 +12,7 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use redb::Database;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -41,23 +42,14 @@ impl<S: Default> Default for Machine<S> {
     }
 }
 
-/// The serialised form of a `Machine` inside a snapshot.
+/// The serialised form of a `Machine` inside a snapshot. Encoding borrows
+/// the membership and the idempotence window (up to 200,000 answers) rather
+/// than copying them while apply waits; decoding owns them.
 #[derive(Serialize, Deserialize)]
-struct MachineImage {
+struct MachineImage<'a> {
     last_applied: Option<LogId>,
-    membership: StoredMembership,
-    dedup: Dedup,
-    state: Vec<u8>,
-}
-
-/// A [`MachineImage`] to encode, borrowing from the machine: the same
-/// encoding without copying the idempotence window (up to 200,000 answers)
-/// while apply waits.
-#[derive(Serialize)]
-struct MachineImageRef<'a> {
-    last_applied: Option<LogId>,
-    membership: &'a StoredMembership,
-    dedup: &'a Dedup,
+    membership: Cow<'a, StoredMembership>,
+    dedup: Cow<'a, Dedup>,
     state: Vec<u8>,
 }
 
@@ -185,14 +177,14 @@ async fn off_the_workers<T: Send + 'static>(
 
 fn decode_image<S: ReplicatedState>(data: &[u8]) -> Result<Machine<S>, StorageError> {
     let subject = ErrorSubject::Snapshot(None);
-    let image: MachineImage =
+    let image: MachineImage<'static> =
         bincode::deserialize(data).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
     let state = S::restore(&image.state).map_err(|e| io_error(subject, ErrorVerb::Read, e))?;
     Ok(Machine {
         state,
-        dedup: image.dedup,
+        dedup: image.dedup.into_owned(),
         last_applied: image.last_applied,
-        membership: image.membership,
+        membership: image.membership.into_owned(),
     })
 }
 
@@ -273,10 +265,10 @@ impl<S: ReplicatedState> StateMachineStore<S> {
             .state
             .snapshot()
             .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        let image = MachineImageRef {
+        let image = MachineImage {
             last_applied: guard.last_applied,
-            membership: &guard.membership,
-            dedup: &guard.dedup,
+            membership: Cow::Borrowed(&guard.membership),
+            dedup: Cow::Borrowed(&guard.dedup),
             state,
         };
         let data =
