@@ -76,41 +76,47 @@ async fn a_packet_waits_for_the_nap_and_a_burst_is_read_over_several_turns() {
         .expect("leg b");
     let to_relay = format!("127.0.0.64:{}", leg_a.rtp_port);
 
-    // The first datagram wakes the engine, which relays it and then naps.
-    phone_a.send_to(&rtp(0), &to_relay).await.expect("send");
-    let (first_at, _) = receive(&phone_b, "the first datagram").await;
-    // A burst sent now arrives during the nap and waits for its end.
-    for sequence in 1..=BURST {
-        phone_a
-            .send_to(&rtp(sequence), &to_relay)
-            .await
-            .expect("send");
-    }
-    let mut sequences = BTreeSet::new();
-    let (burst_first_at, sequence) = receive(&phone_b, "the burst").await;
-    sequences.insert(sequence);
-    while sequences.len() < usize::from(BURST) {
-        let (_, sequence) = receive(&phone_b, "the rest of the burst").await;
+    // The first datagram wakes the engine, which relays it and then naps; a burst sent
+    // now arrives during the nap and waits for its end. A turn that also ran the 20 ms
+    // tick skips its nap (it looks at the control queue at once), so a probe whose first
+    // datagram met the tick is tried again, three times at most.
+    let mut waits = Vec::new();
+    for attempt in 0..3u16 {
+        let base = attempt * (BURST + 1);
+        phone_a.send_to(&rtp(base), &to_relay).await.expect("send");
+        let (first_at, _) = receive(&phone_b, "the first datagram").await;
+        for sequence in base + 1..=base + BURST {
+            phone_a
+                .send_to(&rtp(sequence), &to_relay)
+                .await
+                .expect("send");
+        }
+        let mut sequences = BTreeSet::new();
+        let (burst_first_at, sequence) = receive(&phone_b, "the burst").await;
         sequences.insert(sequence);
+        while sequences.len() < usize::from(BURST) {
+            let (_, sequence) = receive(&phone_b, "the rest of the burst").await;
+            sequences.insert(sequence);
+        }
+        waits.push(burst_first_at - first_at);
+        if waits
+            .last()
+            .is_some_and(|w| *w >= Duration::from_millis(NAP_MS / 5))
+        {
+            break;
+        }
     }
-    let waited = burst_first_at - first_at;
+    let waited = waits.iter().max().copied().unwrap_or_default();
     assert!(
         waited >= Duration::from_millis(NAP_MS / 5),
-        "the burst waited {waited:?} after the first datagram; the engine's nap is {NAP_MS} ms"
+        "the burst waited {waits:?} after the first datagram; the engine's nap is {NAP_MS} ms"
     );
+    let sent = waits.len() as u64 * (u64::from(BURST) + 1);
 
     let load = control.load().await.expect("load");
     let counters = load.counters;
-    assert_eq!(
-        counters.datagrams_received,
-        u64::from(BURST) + 1,
-        "{counters:?}"
-    );
-    assert_eq!(
-        counters.datagrams_sent,
-        u64::from(BURST) + 1,
-        "{counters:?}"
-    );
+    assert_eq!(counters.datagrams_received, sent, "{counters:?}");
+    assert_eq!(counters.datagrams_sent, sent, "{counters:?}");
     assert_eq!(counters.send_failures, 0, "{counters:?}");
     assert!(
         counters.reads_deferred >= 2,
