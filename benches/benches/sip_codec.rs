@@ -6,8 +6,8 @@
 //!
 //! Run: `cargo bench -p carillon-benches --bench sip_codec`.
 
-use carillon_node::sip::message::Message;
-use carillon_node::sip::sdp::SessionDescription;
+use carillon_sip::message::Message;
+use carillon_sip::sdp::SessionDescription;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 /// A REGISTER answering a digest challenge (the second request of every

@@ -523,7 +523,7 @@ impl Relay {
                 codecs: vec![(G711Law::MuLaw, 0), (G711Law::ALaw, 8)],
                 telephone_event: Some(OFFERED_TELEPHONE_EVENT),
                 rtcp_mux: false,
-                direction: Direction::SendReceive,
+                direction: Direction::SendRecv,
             },
         };
         answer.render()

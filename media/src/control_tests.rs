@@ -100,7 +100,7 @@ fn refusals_have_stable_codes_and_change_nothing() {
             set_leg(
                 "s1",
                 "a",
-                Some("v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 18\r\n"),
+                Some("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 18\r\n"),
             ),
             Err("NO_COMMON_CODEC"),
         ),

@@ -48,7 +48,7 @@ fn two_legs_recorded_to_stereo_wav_with_a_silent_audited_pause() {
     for (i, name) in ["caller", "agent"].iter().enumerate() {
         let pt = laws[i].static_payload_type();
         let sdp = format!(
-            "v=0\r\nc=IN IP4 {}\r\nm=audio 4000 RTP/AVP {pt}\r\n",
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nc=IN IP4 {}\r\nm=audio 4000 RTP/AVP {pt}\r\n",
             phones[i].ip()
         );
         let reply = relay.handle(

@@ -1,20 +1,24 @@
-//! Just enough SDP (RFC 4566/8866) for a G.711 relay: read the first usable audio stream of
-//! a remote description, and write the relay's answer.
+//! The relay's view of SDP (RFC 4566/8866): the first usable audio stream of a remote
+//! description, and the relay's answer or offer.
 //!
-//! Read: the `m=audio` line (port, payload types), the connection address (media level
-//! wins over session level), `a=rtpmap`, `a=rtcp`, `a=rtcp-mux`, `a=ptime` and the
-//! direction attributes. Written: one audio stream with the G.711 laws both sides can do,
-//! in the offerer's order, plus `telephone-event/8000` when offered, and `a=rtcp-mux` when
-//! offered. Lines we do not need are skipped; lines we need and cannot read are refusals.
-//!
-//! Boundary: the SIP edge (in `node/`) has its own SDP module for the signalling side; this
-//! one only serves the relay and stays independent of it.
+//! Parsing is carillon-sip's (one SDP parser for the whole product): a description that
+//! does not parse there is refused here with its reason. Read from it: the first `m=audio`
+//! line with a non-zero port, the connection address (media level wins over session
+//! level), `a=rtpmap`, `a=rtcp`, `a=rtcp-mux`, `a=ptime` and the direction. Written: one
+//! audio stream with the G.711 laws both sides can do, in the offerer's order, plus
+//! `telephone-event/8000` when offered, and `a=rtcp-mux` when offered, printed by the same
+//! crate's `SessionDescription`.
 
 use crate::g711::G711Law;
-use std::fmt::Write as _;
+use carillon_sip::sdp::{
+    Attribute, Connection, MediaDescription, Origin, RtpMap, SdpError as SyntaxError,
+    SessionDescription,
+};
 use std::net::{IpAddr, SocketAddr};
 
-/// Most SDP lines we look at (a bound on work per description).
+pub use carillon_sip::sdp::Direction;
+
+/// Most SDP lines the relay reads (a bound on work per description).
 const MAX_LINES: usize = 512;
 
 /// Why a remote description was refused.
@@ -26,14 +30,9 @@ pub enum SdpError {
     /// No usable `c=` line for the audio stream.
     #[error("no connection address for the audio stream")]
     NoConnection,
-    /// A line we need could not be read.
-    #[error("malformed line {line}: {reason}")]
-    Malformed {
-        /// 1-based line number.
-        line: usize,
-        /// What was wrong.
-        reason: &'static str,
-    },
+    /// The description does not parse, or a value the relay needs is unusable.
+    #[error("malformed description: {0}")]
+    Malformed(String),
     /// Neither PCMU nor PCMA is offered.
     #[error("no common codec (the relay needs PCMU or PCMA)")]
     NoCommonCodec,
@@ -42,38 +41,9 @@ pub enum SdpError {
     TooLong,
 }
 
-/// Media direction attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// `a=sendrecv` (the default).
-    #[default]
-    SendReceive,
-    /// `a=sendonly`.
-    SendOnly,
-    /// `a=recvonly`.
-    ReceiveOnly,
-    /// `a=inactive`.
-    Inactive,
-}
-
-impl Direction {
-    fn attribute(self) -> &'static str {
-        match self {
-            Direction::SendReceive => "sendrecv",
-            Direction::SendOnly => "sendonly",
-            Direction::ReceiveOnly => "recvonly",
-            Direction::Inactive => "inactive",
-        }
-    }
-
-    /// The direction an answerer uses for this offered direction (RFC 3264 6.1).
-    pub fn answer(self) -> Direction {
-        match self {
-            Direction::SendReceive => Direction::SendReceive,
-            Direction::SendOnly => Direction::ReceiveOnly,
-            Direction::ReceiveOnly => Direction::SendOnly,
-            Direction::Inactive => Direction::Inactive,
-        }
+impl From<SyntaxError> for SdpError {
+    fn from(e: SyntaxError) -> Self {
+        SdpError::Malformed(e.to_string())
     }
 }
 
@@ -119,202 +89,88 @@ impl RemoteAudio {
     }
 }
 
-fn malformed(line: usize, reason: &'static str) -> SdpError {
-    SdpError::Malformed { line, reason }
-}
-
-fn parse_connection(value: &str, line: usize) -> Result<IpAddr, SdpError> {
-    // c=IN IP4 192.0.2.1 (a multicast TTL suffix "/127" is dropped)
-    let mut fields = value.split_whitespace();
-    if fields.next() != Some("IN") {
-        return Err(malformed(line, "network type is not IN"));
+fn connection_ip(connection: &Connection) -> Result<IpAddr, SdpError> {
+    if !connection.net_type.eq_ignore_ascii_case("IN") {
+        return Err(SdpError::Malformed("network type is not IN".into()));
     }
-    let _address_type = fields.next().ok_or(malformed(line, "no address type"))?;
-    let address = fields.next().ok_or(malformed(line, "no address"))?;
-    let address = address.split('/').next().unwrap_or(address);
+    // A multicast TTL suffix ("/127") is not part of the address.
+    let address = connection.address.split('/').next().unwrap_or_default();
     address
         .parse()
-        .map_err(|_| malformed(line, "connection address is not an IP address"))
+        .map_err(|_| SdpError::Malformed("connection address is not an IP address".into()))
 }
 
 /// Reads the first active audio stream of a description.
 pub fn parse_remote(sdp: &str) -> Result<RemoteAudio, SdpError> {
-    let mut session_addr: Option<IpAddr> = None;
-    let mut in_audio = false;
-    let mut seen_media = false;
-    let mut found: Option<AudioBuilder> = None;
-    let mut current: Option<AudioBuilder> = None;
-    for (index, raw) in sdp.lines().enumerate() {
-        if index >= MAX_LINES {
-            return Err(SdpError::TooLong);
-        }
-        let line = index + 1;
-        let raw = raw.trim_end_matches('\r');
-        let Some((kind, value)) = raw.split_once('=') else {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            return Err(malformed(line, "not a type=value line"));
-        };
-        match kind {
-            "m" => {
-                if let Some(done) = current.take() {
-                    found.get_or_insert(done);
-                }
-                seen_media = true;
-                let mut fields = value.split_whitespace();
-                in_audio = fields.next() == Some("audio") && found.is_none();
-                if in_audio {
-                    let port_field = fields.next().ok_or(malformed(line, "no port"))?;
-                    let port_text = port_field.split('/').next().unwrap_or(port_field);
-                    let port: u16 = port_text
-                        .parse()
-                        .map_err(|_| malformed(line, "port is not a number"))?;
-                    let _proto = fields.next().ok_or(malformed(line, "no protocol"))?;
-                    let mut payload_types = Vec::new();
-                    for format in fields {
-                        let pt: u8 = format
-                            .parse()
-                            .ok()
-                            .filter(|pt| *pt < 128)
-                            .ok_or(malformed(line, "payload type is not 0..=127"))?;
-                        payload_types.push(pt);
+    if sdp.lines().filter(|l| !l.trim().is_empty()).count() > MAX_LINES {
+        return Err(SdpError::TooLong);
+    }
+    let description = SessionDescription::parse(sdp)?;
+    let audio = description
+        .media
+        .iter()
+        .find(|m| m.media == "audio")
+        .filter(|m| m.port != 0)
+        .ok_or(SdpError::NoAudio)?;
+    let connection = audio
+        .connection
+        .as_ref()
+        .or(description.connection.as_ref())
+        .ok_or(SdpError::NoConnection)?;
+    let ip = connection_ip(connection)?;
+    let mut codecs = Vec::new();
+    let mut telephone_event = None;
+    for format in &audio.formats {
+        let pt: u8 = format
+            .parse()
+            .ok()
+            .filter(|pt| *pt < 128)
+            .ok_or_else(|| SdpError::Malformed("payload type is not 0..=127".into()))?;
+        let law = match (pt, audio.rtpmap(pt)) {
+            (_, Some(map)) if map.clock_rate_hz == 8000 => {
+                match map.encoding.to_ascii_uppercase().as_str() {
+                    "PCMU" => Some(G711Law::MuLaw),
+                    "PCMA" => Some(G711Law::ALaw),
+                    "TELEPHONE-EVENT" => {
+                        telephone_event.get_or_insert(pt);
+                        None
                     }
-                    if port == 0 {
-                        in_audio = false; // rejected or disabled stream
-                    } else {
-                        current = Some(AudioBuilder::new(port, payload_types));
-                    }
+                    _ => None,
                 }
             }
-            "c" => {
-                let addr = parse_connection(value, line)?;
-                match current.as_mut() {
-                    Some(audio) if in_audio => audio.connection = Some(addr),
-                    _ if !seen_media => session_addr = Some(addr),
-                    _ => {}
-                }
-            }
-            "a" if in_audio => {
-                if let Some(audio) = current.as_mut() {
-                    audio.attribute(value, line)?;
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(done) = current.take() {
-        found.get_or_insert(done);
-    }
-    found.ok_or(SdpError::NoAudio)?.finish(session_addr)
-}
-
-#[derive(Debug)]
-struct AudioBuilder {
-    port: u16,
-    payload_types: Vec<u8>,
-    connection: Option<IpAddr>,
-    rtpmaps: Vec<(u8, String, u32)>,
-    rtcp_port: Option<u16>,
-    rtcp_mux: bool,
-    direction: Direction,
-    ptime_ms: Option<u32>,
-}
-
-impl AudioBuilder {
-    fn new(port: u16, payload_types: Vec<u8>) -> Self {
-        AudioBuilder {
-            port,
-            payload_types,
-            connection: None,
-            rtpmaps: Vec::new(),
-            rtcp_port: None,
-            rtcp_mux: false,
-            direction: Direction::SendReceive,
-            ptime_ms: None,
-        }
-    }
-
-    fn attribute(&mut self, value: &str, line: usize) -> Result<(), SdpError> {
-        let (name, rest) = value.split_once(':').unwrap_or((value, ""));
-        match name {
-            "rtpmap" => {
-                // a=rtpmap:<pt> <encoding>/<clock>[/<channels>]
-                let (pt, encoding) = rest
-                    .split_once(' ')
-                    .ok_or(malformed(line, "rtpmap without encoding"))?;
-                let pt: u8 = pt
-                    .trim()
-                    .parse()
-                    .map_err(|_| malformed(line, "rtpmap payload type"))?;
-                let mut parts = encoding.trim().split('/');
-                let name = parts.next().unwrap_or("").to_ascii_uppercase();
-                let clock: u32 = parts
-                    .next()
-                    .and_then(|c| c.parse().ok())
-                    .ok_or(malformed(line, "rtpmap clock rate"))?;
-                self.rtpmaps.push((pt, name, clock));
-            }
-            "rtcp" => {
-                let port = rest.split_whitespace().next().unwrap_or("");
-                self.rtcp_port = Some(port.parse().map_err(|_| malformed(line, "rtcp port"))?);
-            }
-            "rtcp-mux" => self.rtcp_mux = true,
-            "ptime" => self.ptime_ms = rest.trim().parse().ok(),
-            "sendrecv" => self.direction = Direction::SendReceive,
-            "sendonly" => self.direction = Direction::SendOnly,
-            "recvonly" => self.direction = Direction::ReceiveOnly,
-            "inactive" => self.direction = Direction::Inactive,
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn finish(self, session_addr: Option<IpAddr>) -> Result<RemoteAudio, SdpError> {
-        let ip = self
-            .connection
-            .or(session_addr)
-            .ok_or(SdpError::NoConnection)?;
-        let mut codecs = Vec::new();
-        let mut telephone_event = None;
-        for pt in &self.payload_types {
-            let mapped = self.rtpmaps.iter().find(|(p, _, _)| p == pt);
-            let law = match (pt, mapped) {
-                (_, Some((_, name, 8000))) if name == "PCMU" => Some(G711Law::MuLaw),
-                (_, Some((_, name, 8000))) if name == "PCMA" => Some(G711Law::ALaw),
-                (_, Some((_, name, 8000))) if name == "TELEPHONE-EVENT" => {
-                    telephone_event.get_or_insert(*pt);
-                    None
-                }
-                (0, None) => Some(G711Law::MuLaw),
-                (8, None) => Some(G711Law::ALaw),
-                _ => None,
-            };
-            if let Some(law) = law {
-                if !codecs.iter().any(|(l, _)| *l == law) {
-                    codecs.push((law, *pt));
-                }
-            }
-        }
-        if codecs.is_empty() {
-            return Err(SdpError::NoCommonCodec);
-        }
-        let rtp_addr = SocketAddr::new(ip, self.port);
-        let rtcp_addr = if self.rtcp_mux {
-            rtp_addr
-        } else {
-            SocketAddr::new(ip, self.rtcp_port.unwrap_or(self.port.wrapping_add(1)))
+            (0, None) => Some(G711Law::MuLaw),
+            (8, None) => Some(G711Law::ALaw),
+            _ => None,
         };
-        Ok(RemoteAudio {
-            rtp_addr,
-            rtcp_addr,
-            rtcp_mux: self.rtcp_mux,
-            codecs,
-            telephone_event,
-            direction: self.direction,
-            ptime_ms: self.ptime_ms,
-        })
+        if let Some(law) = law {
+            if !codecs.iter().any(|(l, _)| *l == law) {
+                codecs.push((law, pt));
+            }
+        }
     }
+    if codecs.is_empty() {
+        return Err(SdpError::NoCommonCodec);
+    }
+    let rtcp_mux = audio.rtcp_mux();
+    let rtp_addr = SocketAddr::new(ip, audio.port);
+    let rtcp_port = audio.attributes.iter().find_map(|a| match a {
+        Attribute::Rtcp { port, .. } => Some(*port),
+        _ => None,
+    });
+    let rtcp_addr = if rtcp_mux {
+        rtp_addr
+    } else {
+        SocketAddr::new(ip, rtcp_port.unwrap_or(audio.port.wrapping_add(1)))
+    };
+    Ok(RemoteAudio {
+        rtp_addr,
+        rtcp_addr,
+        rtcp_mux,
+        codecs,
+        telephone_event,
+        direction: audio.direction().unwrap_or(Direction::SendRecv),
+        ptime_ms: audio.ptime_ms(),
+    })
 }
 
 /// What the relay puts in its answer for one leg.
@@ -339,44 +195,75 @@ pub struct LocalAnswer {
 }
 
 impl LocalAnswer {
-    /// Writes the description (CRLF line ends).
-    pub fn render(&self) -> String {
-        let family = if self.ip.is_ipv4() { "IP4" } else { "IP6" };
+    /// The description, as carillon-sip's `SessionDescription`.
+    pub fn description(&self) -> SessionDescription {
         let mut formats: Vec<u8> = self.codecs.iter().map(|(_, pt)| *pt).collect();
         formats.extend(self.telephone_event);
-        let format_list: Vec<String> = formats.iter().map(u8::to_string).collect();
-        let mut out = String::new();
-        // Writing to a String cannot fail; the results are ignored on purpose.
-        let _ = write!(out, "v=0\r\n");
-        let _ = write!(
-            out,
-            "o=carillon {} {} IN {family} {}\r\n",
-            self.session_id, self.version, self.ip
-        );
-        let _ = write!(out, "s=carillon\r\nc=IN {family} {}\r\nt=0 0\r\n", self.ip);
-        let _ = write!(
-            out,
-            "m=audio {} RTP/AVP {}\r\n",
-            self.rtp_port,
-            format_list.join(" ")
-        );
-        for (law, pt) in &self.codecs {
-            let _ = write!(out, "a=rtpmap:{pt} {}/8000\r\n", law.encoding_name());
-        }
+        let mut attributes: Vec<Attribute> = self
+            .codecs
+            .iter()
+            .map(|(law, pt)| {
+                Attribute::RtpMap(RtpMap {
+                    payload_type: *pt,
+                    encoding: law.encoding_name().into(),
+                    clock_rate_hz: 8000,
+                    encoding_params: None,
+                })
+            })
+            .collect();
         if let Some(pt) = self.telephone_event {
-            let _ = write!(
-                out,
-                "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n"
-            );
+            attributes.push(Attribute::RtpMap(RtpMap {
+                payload_type: pt,
+                encoding: "telephone-event".into(),
+                clock_rate_hz: 8000,
+                encoding_params: None,
+            }));
+            attributes.push(Attribute::Fmtp {
+                format: pt.to_string(),
+                params: "0-16".into(),
+            });
         }
-        let _ = write!(out, "a=ptime:20\r\n");
-        if self.rtcp_mux {
-            let _ = write!(out, "a=rtcp-mux\r\n");
+        attributes.push(Attribute::PtimeMs(20));
+        attributes.push(if self.rtcp_mux {
+            Attribute::RtcpMux
         } else {
-            let _ = write!(out, "a=rtcp:{}\r\n", self.rtp_port.wrapping_add(1));
+            Attribute::Rtcp {
+                port: self.rtp_port.wrapping_add(1),
+                address: None,
+            }
+        });
+        attributes.push(Attribute::Direction(self.direction));
+        let connection = Connection::new(self.ip);
+        SessionDescription {
+            origin: Origin {
+                username: "carillon".into(),
+                session_id: self.session_id.to_string(),
+                session_version: self.version.to_string(),
+                net_type: connection.net_type.clone(),
+                addr_type: connection.addr_type.clone(),
+                address: self.ip.to_string(),
+            },
+            session_name: "carillon".into(),
+            connection: Some(connection),
+            timing: vec![(0, 0)],
+            attributes: Vec::new(),
+            media: vec![MediaDescription {
+                media: "audio".into(),
+                port: self.rtp_port,
+                port_count: None,
+                protocol: "RTP/AVP".into(),
+                formats: formats.iter().map(u8::to_string).collect(),
+                connection: None,
+                attributes,
+                other: Vec::new(),
+            }],
+            other: Vec::new(),
         }
-        let _ = write!(out, "a={}\r\n", self.direction.attribute());
-        out
+    }
+
+    /// Writes the description (CRLF line ends).
+    pub fn render(&self) -> String {
+        self.description().to_string()
     }
 }
 
@@ -421,7 +308,11 @@ a=fmtp:101 0-15\r\na=rtpmap:18 G729/8000\r\na=ptime:20\r\na=rtcp-mux\r\na=sendon
         assert_eq!(audio.ptime_ms, Some(20));
     }
 
-    fn check(sdp: &str, expected: Result<(&str, &str), SdpError>) {
+    const HEAD: &str = "v=0\no=- 1 1 IN IP4 192.0.2.7\ns=-\nt=0 0\n";
+
+    fn check(body: &str, expected: Result<(&str, &str), SdpError>) {
+        let sdp = format!("{HEAD}{body}");
+        let sdp = sdp.as_str();
         let got = parse_remote(sdp).map(|a| (a.rtp_addr.to_string(), a.rtcp_addr.to_string()));
         let expected = expected.map(|(a, b)| (a.to_string(), b.to_string()));
         assert_eq!(got, expected, "{sdp:?}");
@@ -430,58 +321,55 @@ a=fmtp:101 0-15\r\na=rtpmap:18 G729/8000\r\na=ptime:20\r\na=rtcp-mux\r\na=sendon
     #[test]
     fn data_driven_cases() {
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 0\n",
+            "c=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 0\n",
             Ok(("192.0.2.7:5000", "192.0.2.7:5001")),
         );
         check(
-            "v=0\nm=audio 5000 RTP/AVP 0\nc=IN IP6 2001:db8::1\na=rtcp:6000\n",
+            "m=audio 5000 RTP/AVP 0\nc=IN IP6 2001:db8::1\na=rtcp:6000\n",
             Ok(("[2001:db8::1]:5000", "[2001:db8::1]:6000")),
         );
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 0 RTP/AVP 0\n",
+            "c=IN IP4 192.0.2.7\nm=audio 0 RTP/AVP 0\n",
             Err(SdpError::NoAudio),
         );
-        check("v=0\nm=audio 5000 RTP/AVP 0\n", Err(SdpError::NoConnection));
+        check("m=audio 5000 RTP/AVP 0\n", Err(SdpError::NoConnection));
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 18\n",
+            "c=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 18\n",
             Err(SdpError::NoCommonCodec),
         );
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 9\na=rtpmap:9 PCMU/8000\n",
+            "c=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 9\na=rtpmap:9 PCMU/8000\n",
             Ok(("192.0.2.7:5000", "192.0.2.7:5001")),
         );
         check(
-            "v=0\nc=IN IP4 nowhere\nm=audio 5000 RTP/AVP 0\n",
-            Err(SdpError::Malformed {
-                line: 2,
-                reason: "connection address is not an IP address",
-            }),
+            "c=IN IP4 nowhere\nm=audio 5000 RTP/AVP 0\n",
+            Err(SdpError::Malformed(
+                "connection address is not an IP address".into(),
+            )),
         );
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 99999 RTP/AVP 0\n",
-            Err(SdpError::Malformed {
-                line: 3,
-                reason: "port is not a number",
-            }),
+            "c=IN IP4 192.0.2.7\nm=audio 99999 RTP/AVP 0\n",
+            Err(SdpError::Malformed(
+                "malformed m= line: invalid port".into(),
+            )),
         );
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 300\n",
-            Err(SdpError::Malformed {
-                line: 3,
-                reason: "payload type is not 0..=127",
-            }),
+            "c=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 300\n",
+            Err(SdpError::Malformed("payload type is not 0..=127".into())),
         );
-        check(
-            "garbage",
-            Err(SdpError::Malformed {
-                line: 1,
-                reason: "not a type=value line",
-            }),
+        assert_eq!(
+            parse_remote("garbage"),
+            Err(SdpError::Malformed("line 1 is not <type>=<value>".into()))
+        );
+        assert_eq!(
+            parse_remote("v=0\nc=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 0\n"),
+            Err(SdpError::Malformed("missing t= line".into())),
+            "the mandatory lines are required"
         );
         check("", Err(SdpError::NoAudio));
         // Second audio stream ignored, first one wins.
         check(
-            "v=0\nc=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 0\nm=audio 7000 RTP/AVP 0\n",
+            "c=IN IP4 192.0.2.7\nm=audio 5000 RTP/AVP 0\nm=audio 7000 RTP/AVP 0\n",
             Ok(("192.0.2.7:5000", "192.0.2.7:5001")),
         );
     }

@@ -15,7 +15,7 @@ fn addr(text: &str) -> SocketAddr {
 fn remote(rtp: &str, formats: &str, extra: &str) -> RemoteAudio {
     let rtp = addr(rtp);
     let text = format!(
-        "v=0\r\nc=IN IP4 {}\r\nm=audio {} RTP/AVP {formats}\r\na=rtpmap:101 telephone-event/8000\r\n{extra}",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nc=IN IP4 {}\r\nm=audio {} RTP/AVP {formats}\r\na=rtpmap:101 telephone-event/8000\r\n{extra}",
         rtp.ip(),
         rtp.port()
     );
@@ -242,7 +242,7 @@ fn payload_types_are_mapped_and_laws_transcoded() {
     session
         .set_remote(a, remote(PHONE_A, "96 101", "a=rtpmap:96 PCMU/8000\r\n"))
         .expect("sdp a");
-    let text = "v=0\r\nc=IN IP4 198.51.100.20\r\nm=audio 6000 RTP/AVP 8 100\r\na=rtpmap:100 telephone-event/8000\r\n";
+    let text = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nc=IN IP4 198.51.100.20\r\nm=audio 6000 RTP/AVP 8 100\r\na=rtpmap:100 telephone-event/8000\r\n";
     session
         .set_remote(b, parse_remote(text).expect("sdp b"))
         .expect("sdp b");
@@ -515,7 +515,7 @@ fn refusals_of_the_session() {
     session
         .set_remote(c, remote("192.0.2.50:5000", "0", ""))
         .expect("sdp c");
-    let no_events = "v=0\r\nc=IN IP4 192.0.2.50\r\nm=audio 5000 RTP/AVP 0\r\n";
+    let no_events = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nc=IN IP4 192.0.2.50\r\nm=audio 5000 RTP/AVP 0\r\n";
     session
         .set_remote(c, parse_remote(no_events).expect("sdp"))
         .expect("sdp c");

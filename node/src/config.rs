@@ -98,7 +98,7 @@ pub struct SipSection {
     pub nonce_ttl_s: Option<u64>,
     /// Digest challenges and their order: `md5-first` (default),
     /// `sha256-first`, `sha256-only`, `md5-only`.
-    pub digest: Option<crate::sip::digest::Challenges>,
+    pub digest: Option<carillon_sip::digest::Challenges>,
     /// Shortest registration, seconds (default 60).
     pub min_expires_s: Option<u32>,
     /// Longest registration, seconds (default 3600).
@@ -330,12 +330,12 @@ impl NodeConfig {
 
     /// The SIP server settings, when `sip_addr` is set.
     pub fn sip_server(&self) -> Option<crate::sip_io::SipServerConfig> {
-        use crate::sip::digest::DigestConfig;
-        use crate::sip::edge::EdgeConfig;
-        use crate::sip::guard::GuardConfig;
-        use crate::sip::registrar::RegistrarConfig;
-        use crate::sip::transaction::TimerConfig;
         use crate::sip_io::{SipServerConfig, StreamLimits};
+        use carillon_sip::digest::DigestConfig;
+        use carillon_sip::edge::EdgeConfig;
+        use carillon_sip::guard::GuardConfig;
+        use carillon_sip::registrar::RegistrarConfig;
+        use carillon_sip::transaction::TimerConfig;
         use std::time::Duration;
         let addr: std::net::SocketAddr = self.sip_addr.as_ref()?.parse().ok()?;
         let s = &self.sip;

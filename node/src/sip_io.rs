@@ -33,9 +33,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::sip::edge::{udp_flow, Accounts, Edge, EdgeConfig, EdgeStats, Transmit};
-use crate::sip::message::{frame_stream, reject_response, Framing, MAX_MESSAGE_BYTES};
-use crate::sip::registrar::{DeviceKey, DeviceRegistration, Flow, FlowTransport};
+use carillon_sip::edge::{udp_flow, Accounts, Edge, EdgeConfig, EdgeStats, Transmit};
+use carillon_sip::message::{frame_stream, reject_response, Framing, MAX_MESSAGE_BYTES};
+use carillon_sip::registrar::{DeviceKey, DeviceRegistration, Flow, FlowTransport};
 
 /// Registrations by device, as last published by the edge.
 pub type Registrations = Arc<std::collections::BTreeMap<DeviceKey, DeviceRegistration>>;

@@ -13,10 +13,11 @@ use carillon_admin::presence::{BindingInfo, Presence, Registration};
 use carillon_consensus::Consensus;
 use tokio::sync::watch;
 
-use crate::sip::digest::Ha1;
-use crate::sip::edge::{Account, Accounts};
-use crate::sip::registrar::{DeviceAllowance, ExtensionState};
 use crate::sip_io::Registrations;
+use carillon_sip::digest::Ha1;
+use carillon_sip::edge::{Account, Accounts};
+use carillon_sip::keys::{AccountKey, TenantKey};
+use carillon_sip::registrar::{DeviceAllowance, ExtensionState};
 
 /// [`Accounts`] over the local ledger replica.
 #[derive(Debug, Clone)]
@@ -32,21 +33,23 @@ impl LedgerAccounts {
 }
 
 impl Accounts for LedgerAccounts {
-    fn tenant_for_domain(&self, domain: &str) -> Option<TenantId> {
-        self.consensus
-            .read_local(|l| l.tenant_by_sip_domain(domain).map(|t| t.info().id))
+    fn tenant_for_domain(&self, domain: &str) -> Option<TenantKey> {
+        self.consensus.read_local(|l| {
+            l.tenant_by_sip_domain(domain)
+                .map(|t| TenantKey(t.info().id.0))
+        })
     }
 
-    fn account(&self, tenant: TenantId, username: &str) -> Option<Account> {
+    fn account(&self, tenant: TenantKey, username: &str) -> Option<Account> {
         self.consensus.read_local(|l| {
-            let t = l.tenant(tenant)?;
+            let t = l.tenant(TenantId(tenant.0))?;
             let device = t.device_by_sip_username(username)?;
             if !device.spec.kind.registers() {
                 return None;
             }
             let secret = device.sip_secret.as_ref()?;
             Some(Account {
-                device: device.id,
+                device: AccountKey(device.id.0),
                 short_number: device.spec.short_number.clone(),
                 ha1: Ha1 {
                     md5: secret.ha1_md5.clone(),
@@ -78,10 +81,10 @@ impl Presence for EdgePresence {
     fn registrations(&self, tenant: TenantId) -> BTreeMap<DeviceId, Registration> {
         let all = self.registrations.borrow().clone();
         all.iter()
-            .filter(|(key, _)| key.tenant == tenant)
+            .filter(|(key, _)| key.tenant == TenantKey(tenant.0))
             .map(|(key, reg)| {
                 (
-                    key.device,
+                    DeviceId(key.device.0),
                     Registration {
                         online: reg.state == ExtensionState::Online,
                         bindings: reg

@@ -766,8 +766,8 @@ async fn a_websocket_client_registers_with_sha256_and_its_close_makes_it_unavail
         .and_then(|r| r.split('"').next())
         .expect("nonce");
     let uri = format!("sip:{}", domain());
-    let response = carillon_node::sip::digest::client_response(
-        carillon_node::sip::digest::Algorithm::Sha256,
+    let response = carillon_sip::digest::client_response(
+        carillon_sip::digest::Algorithm::Sha256,
         &ha1_sha256(&user, &password),
         nonce,
         1,

@@ -17,16 +17,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use carillon_actors::model::ids::{DeviceId, TenantId};
+use crate::keys::{AccountKey, TenantKey};
 use serde::Serialize;
 
 /// An address of record: one device of one tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct DeviceKey {
     /// Tenant.
-    pub tenant: TenantId,
+    pub tenant: TenantKey,
     /// Device.
-    pub device: DeviceId,
+    pub device: AccountKey,
 }
 
 /// The transport a message came over.
@@ -257,7 +257,7 @@ struct Aor {
 pub struct Registrar {
     config: RegistrarConfig,
     aors: HashMap<DeviceKey, Aor>,
-    registered_devices: HashMap<TenantId, u32>,
+    registered_devices: HashMap<TenantKey, u32>,
     dirty: bool,
     /// Whether some binding may be unreachable (lets [`Registrar::flow_seen`]
     /// skip its scan on the hot path).
@@ -458,7 +458,7 @@ impl Registrar {
     }
 
     /// Counted devices of `tenant` holding a binding.
-    pub fn registered_devices(&self, tenant: TenantId) -> u32 {
+    pub fn registered_devices(&self, tenant: TenantKey) -> u32 {
         self.registered_devices.get(&tenant).copied().unwrap_or(0)
     }
 
@@ -576,7 +576,7 @@ impl Registrar {
 
     /// Asserts the module's invariants (tests).
     pub fn check_invariants(&self) {
-        let mut counted: HashMap<TenantId, u32> = HashMap::new();
+        let mut counted: HashMap<TenantKey, u32> = HashMap::new();
         for (key, aor) in &self.aors {
             assert!(
                 !aor.bindings.is_empty(),
@@ -605,8 +605,8 @@ mod tests {
 
     fn key(device: u64) -> DeviceKey {
         DeviceKey {
-            tenant: TenantId(1),
-            device: DeviceId(device),
+            tenant: TenantKey(1),
+            device: AccountKey(device),
         }
     }
 
@@ -660,7 +660,7 @@ mod tests {
             )
             .expect("second contact");
         assert_eq!(v.len(), 2);
-        assert_eq!(r.registered_devices(TenantId(1)), 1);
+        assert_eq!(r.registered_devices(TenantKey(1)), 1);
         r.expire(121_000);
         assert_eq!(
             r.bindings(121_000, key(1)).len(),
@@ -669,7 +669,7 @@ mod tests {
         );
         r.expire(601_000);
         assert_eq!(r.state(601_000, key(1)), ExtensionState::Unavailable);
-        assert_eq!(r.registered_devices(TenantId(1)), 0);
+        assert_eq!(r.registered_devices(TenantKey(1)), 0);
         r.check_invariants();
     }
 

@@ -39,7 +39,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use carillon_actors::model::ids::{DeviceId, TenantId};
+use crate::keys::{AccountKey, TenantKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -62,7 +62,7 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// The device.
-    pub device: DeviceId,
+    pub device: AccountKey,
     /// Its internal short number (an address of record may use it instead
     /// of the username).
     pub short_number: Option<String>,
@@ -75,9 +75,9 @@ pub struct Account {
 /// Where the edge looks up tenants and accounts (the ledger, in a node).
 pub trait Accounts {
     /// The tenant whose SIP domain (and digest realm) is `domain`.
-    fn tenant_for_domain(&self, domain: &str) -> Option<TenantId>;
+    fn tenant_for_domain(&self, domain: &str) -> Option<TenantKey>;
     /// The account with SIP username `username` in `tenant`.
-    fn account(&self, tenant: TenantId, username: &str) -> Option<Account>;
+    fn account(&self, tenant: TenantKey, username: &str) -> Option<Account>;
 }
 
 /// The edge's settings.

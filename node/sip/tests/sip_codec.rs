@@ -4,11 +4,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use carillon_node::sip::message::{
+use carillon_sip::message::{
     frame_stream, reject_response, split_multipart, Framing, Message, ParseError, MAX_HEADER_COUNT,
     MAX_LINE_BYTES, MAX_MESSAGE_BYTES,
 };
-use carillon_node::sip::sdp::{Attribute, Direction, SessionDescription};
+use carillon_sip::sdp::{Attribute, Direction, SessionDescription};
 
 const OPTIONS: &str = "OPTIONS sip:bob@example.com SIP/2.0\r\n\
 Via: SIP/2.0/TCP h.example.com;branch=z9hG4bK1\r\n\

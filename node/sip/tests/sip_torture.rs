@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use carillon_node::sip::message::{reject_response, Contact, Message, ParseError, Uri};
-use carillon_node::sip::sdp::SessionDescription;
-use carillon_node::sip::transaction::TransactionKey;
+use carillon_sip::message::{reject_response, Contact, Message, ParseError, Uri};
+use carillon_sip::sdp::SessionDescription;
+use carillon_sip::transaction::TransactionKey;
 
 /// What the README says an element does with a file.
 #[derive(Debug, Clone, Copy)]
@@ -201,7 +201,7 @@ enum Outcome {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sip-torture")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/sip-torture")
 }
 
 fn read_corpus() -> BTreeMap<String, Vec<u8>> {

@@ -1,7 +1,7 @@
 //! Non-INVITE server transaction (RFC 3261 17.2.2, figure 8).
 
 use super::{status_of, Millis, Output, ServerInput, Timer, TimerConfig, Timers};
-use crate::sip::message::Message;
+use crate::message::Message;
 
 /// States of figure 8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@
 
 use std::borrow::Cow;
 
-use carillon_node::sip::message::{Message, Method};
-use carillon_node::sip::transaction::{
+use carillon_sip::message::{Message, Method};
+use carillon_sip::transaction::{
     ClientInput, ClientInvite, ClientNonInvite, Millis, Output, ServerInput, ServerInvite,
     ServerNonInvite, Timer, TimerConfig, TransactionKey,
 };

@@ -1,7 +1,7 @@
 //! INVITE server transaction (RFC 3261 17.2.1, figure 7).
 
 use super::{status_of, Millis, Output, ServerInput, Timer, TimerConfig, Timers};
-use crate::sip::message::{reason_phrase, Message, Method};
+use crate::message::{reason_phrase, Message, Method};
 
 /// States of figure 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

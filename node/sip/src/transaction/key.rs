@@ -1,6 +1,6 @@
 //! Matching messages to transactions (RFC 3261 17.1.3 and 17.2.3).
 
-use crate::sip::message::{Message, Method, StartLine};
+use crate::message::{Message, Method, StartLine};
 
 /// The identity of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,7 +1,7 @@
 //! Non-INVITE client transaction (RFC 3261 17.1.2, figure 6).
 
 use super::{status_of, ClientInput, Millis, Output, Timer, TimerConfig, Timers};
-use crate::sip::message::Message;
+use crate::message::Message;
 
 /// States of figure 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

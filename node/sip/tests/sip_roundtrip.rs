@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use carillon_node::sip::message::{
+use carillon_sip::message::{
     AuthValue, CSeq, Contact, DisplayName, Header, Headers, Host, MediaType, Message, Method,
     NameAddr, Param, SipUri, StartLine, TelUri, Transport, Uri, Via,
 };
@@ -410,7 +410,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
         let _ = Message::parse(&bytes);
-        let _ = carillon_node::sip::message::frame_stream(&bytes);
+        let _ = carillon_sip::message::frame_stream(&bytes);
     }
 
     #[test]
@@ -419,7 +419,7 @@ proptest! {
         let i = cut.index(bytes.len());
         bytes[i] = byte;
         if let Err(e) = Message::parse(&bytes) {
-            let _ = carillon_node::sip::message::reject_response(&bytes, &e, "x");
+            let _ = carillon_sip::message::reject_response(&bytes, &e, "x");
         }
         bytes.truncate(i);
         let _ = Message::parse(&bytes);

@@ -1,4 +1,4 @@
-//! The CI run of the codec fuzz oracle (`carillon_node::sip::fuzz`) on the
+//! The CI run of the codec fuzz oracle (`carillon_sip::fuzz`) on the
 //! stable toolchain: a bounded, deterministic stream of mutated inputs
 //! (byte flips, insertions, deletions, truncations, splices, header line
 //! duplications) built from the torture corpus and from generated messages,
@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use carillon_node::sip::fuzz::{check_datagram, check_stream};
+use carillon_sip::fuzz::{check_datagram, check_stream};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -26,11 +26,11 @@ const DEFAULT_CASES: usize = 20_000;
 const MAX_MUTATIONS: usize = 4;
 
 fn torture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sip-torture")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/sip-torture")
 }
 
 fn regressions_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus-regressions")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus-regressions")
 }
 
 /// Regular files of `dir` in name order, skipping README files.
@@ -139,7 +139,7 @@ fn mutated_messages_pass_the_oracle() {
         for _ in 0..mutations {
             mutate(&mut rng, &mut input, &torture);
         }
-        if carillon_node::sip::message::Message::parse(&input).is_ok() {
+        if carillon_sip::message::Message::parse(&input).is_ok() {
             parsed += 1;
         }
         check_both(format!("seed {seed:#x} case {case}"), &input);
@@ -432,7 +432,7 @@ fn generate_message(rng: &mut StdRng, content_length: bool) -> Vec<u8> {
 /// per line; Content-Length added) parsed, and its printed form did not.
 #[test]
 fn messages_whose_printed_form_exceeds_the_header_limit_are_rejected() {
-    use carillon_node::sip::message::{Message, ParseError, MAX_HEADER_COUNT};
+    use carillon_sip::message::{Message, ParseError, MAX_HEADER_COUNT};
     for name in [
         "via-list-prints-beyond-header-limit.sip",
         "no-content-length-at-header-limit.sip",

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-use crate::sip::message::{CSeq, Contact, Headers, Message, Method, NameAddr, StartLine, Uri, Via};
+use crate::message::{CSeq, Contact, Headers, Message, Method, NameAddr, StartLine, Uri, Via};
 
 /// Identity of a dialog, seen from this side.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -22,7 +22,7 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
-use crate::sip::message::{AuthValue, Method, Uri};
+use crate::message::{AuthValue, Method, Uri};
 
 type HmacSha256 = Hmac<Sha256>;
 

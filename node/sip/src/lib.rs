@@ -1,7 +1,13 @@
-//! The SIP edge's pure core: message codec, SDP, transactions and dialogs
-//! (RFC 3261, 4566, 5118). Sans-IO: nothing here opens a socket, reads the
-//! clock or spawns a thread; bytes and time come in as arguments, and
-//! effects (send this, deliver that, arm a timer) come out as values.
+//! carillon-sip: the sans-IO SIP core: message codec, SDP, transactions and
+//! dialogs (RFC 3261, 4566, 5118), digest, guard, registrar. Nothing here
+//! opens a socket, reads the clock or spawns a thread; bytes and time come in
+//! as arguments, and effects (send this, deliver that, arm a timer) come out
+//! as values. It depends on no other Carillon crate: tenants and accounts are
+//! opaque [`keys`] chosen by the node.
+//!
+//! Invariants: malformed input from the network is an error value (a 400 to
+//! answer, or a message to drop), never a panic; every parser enforces
+//! documented size limits (`message::MAX_MESSAGE_BYTES` and friends).
 //!
 //! Module map:
 //! - [`message`]: parse and print SIP messages, stream framing, stateless
@@ -16,13 +22,14 @@
 //! - [`guard`]: per-source rate limits and authentication-failure bans.
 //! - [`registrar`]: bindings, expiry, extension state (D7).
 //! - [`edge`]: what the node does with each message: transactions,
-//!   registrar, keepalives, protection. The I/O shell is [`crate::sip_io`].
+//!   registrar, keepalives, protection. The I/O shell is `carillon_node::sip_io`.
 
 pub mod dialog;
 pub mod digest;
 pub mod edge;
 pub mod fuzz;
 pub mod guard;
+pub mod keys;
 pub mod message;
 pub mod registrar;
 pub mod sdp;

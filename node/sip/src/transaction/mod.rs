@@ -32,7 +32,7 @@ pub use key::TransactionKey;
 pub use server_invite::{ServerInvite, ServerInviteState};
 pub use server_non_invite::{ServerNonInvite, ServerNonInviteState};
 
-use crate::sip::message::{CSeq, Headers, Message, Method, StartLine};
+use crate::message::{CSeq, Headers, Message, Method, StartLine};
 
 /// An instant: milliseconds since an epoch chosen by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

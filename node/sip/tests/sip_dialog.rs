@@ -6,8 +6,8 @@
 
 use std::borrow::Cow;
 
-use carillon_node::sip::dialog::{Dialog, DialogError, DialogId, DialogState};
-use carillon_node::sip::message::{Host, Message, Method, NameAddr, Transport, Via};
+use carillon_sip::dialog::{Dialog, DialogError, DialogId, DialogState};
+use carillon_sip::message::{Host, Message, Method, NameAddr, Transport, Via};
 
 fn parse(text: &str) -> Message<'static> {
     Message::parse(text.replace('\n', "\r\n").as_bytes())

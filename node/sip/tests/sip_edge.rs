@@ -7,19 +7,19 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use carillon_actors::model::ids::{DeviceId, TenantId};
-use carillon_node::sip::digest::{client_response, Algorithm, Challenges, DigestConfig, Ha1};
-use carillon_node::sip::edge::{udp_flow, Account, Accounts, Edge, EdgeConfig, Transmit};
-use carillon_node::sip::guard::GuardConfig;
-use carillon_node::sip::message::Message;
-use carillon_node::sip::registrar::{
+use carillon_sip::digest::{client_response, Algorithm, Challenges, DigestConfig, Ha1};
+use carillon_sip::edge::{udp_flow, Account, Accounts, Edge, EdgeConfig, Transmit};
+use carillon_sip::guard::GuardConfig;
+use carillon_sip::keys::{AccountKey, TenantKey};
+use carillon_sip::message::Message;
+use carillon_sip::registrar::{
     DeviceAllowance, DeviceKey, ExtensionState, Flow, FlowTransport, RegistrarConfig,
 };
-use carillon_node::sip::transaction::TimerConfig;
+use carillon_sip::transaction::TimerConfig;
 use md5::Digest as _;
 
 const DOMAIN: &str = "example.test";
-const TENANT: TenantId = TenantId(7);
+const TENANT: TenantKey = TenantKey(7);
 
 #[derive(Debug, Default)]
 struct Directory {
@@ -32,7 +32,7 @@ impl Directory {
         for (user, password, device) in users {
             let a1 = format!("{user}:{DOMAIN}:{password}");
             let account = Account {
-                device: DeviceId(*device),
+                device: AccountKey(*device),
                 short_number: Some(format!("{}", 100 + device)),
                 ha1: Ha1 {
                     md5: hex::encode(md5::Md5::digest(a1.as_bytes())),
@@ -51,11 +51,11 @@ impl Directory {
 }
 
 impl Accounts for Directory {
-    fn tenant_for_domain(&self, domain: &str) -> Option<TenantId> {
+    fn tenant_for_domain(&self, domain: &str) -> Option<TenantKey> {
         (domain == DOMAIN).then_some(TENANT)
     }
 
-    fn account(&self, tenant: TenantId, username: &str) -> Option<Account> {
+    fn account(&self, tenant: TenantKey, username: &str) -> Option<Account> {
         (tenant == TENANT)
             .then(|| self.accounts.get(username).map(|(a, _)| a.clone()))
             .flatten()
@@ -112,7 +112,7 @@ impl Harness {
     fn state(&mut self, device: u64) -> ExtensionState {
         let key = DeviceKey {
             tenant: TENANT,
-            device: DeviceId(device),
+            device: AccountKey(device),
         };
         self.edge
             .registrations_if_changed(self.now)
@@ -123,7 +123,7 @@ impl Harness {
 
 fn status_reason(m: &Message<'_>) -> (u16, String) {
     match &m.start {
-        carillon_node::sip::message::StartLine::Response { status, reason } => {
+        carillon_sip::message::StartLine::Response { status, reason } => {
             (*status, reason.to_string())
         }
         other => panic!("not a response: {other:?}"),

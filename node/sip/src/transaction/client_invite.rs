@@ -1,7 +1,7 @@
 //! INVITE client transaction (RFC 3261 17.1.1, figure 5).
 
 use super::{ack_for_non_2xx, status_of, ClientInput, Millis, Output, Timer, TimerConfig, Timers};
-use crate::sip::message::Message;
+use crate::message::Message;
 
 /// States of figure 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
