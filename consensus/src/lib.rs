@@ -35,4 +35,5 @@ pub use error::ConsensusError;
 pub use service::{Consensus, ConsensusConfig, RaftTiming};
 pub use state::{ApplyContext, CommandId, ReplicatedState, SnapshotError};
 pub use status::{ClusterStatus, MemberRole, MemberStatus};
+pub use store::Notice;
 pub use types::{NodeAddr, NodeId, TypeConfig};

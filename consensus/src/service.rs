@@ -102,6 +102,7 @@ struct Inner<S: ReplicatedState> {
     /// The leader's proposer: merges batches into Raft entries.
     proposer: Batcher<Proposal, ProposalAnswer>,
     view: MachineView<S>,
+    notices: tokio::sync::broadcast::Sender<crate::store::Notice<S::Change>>,
     client: reqwest::Client,
     contacts: PeerContacts,
     committed_index: Arc<AtomicU64>,
@@ -161,6 +162,7 @@ impl<S: ReplicatedState> Consensus<S> {
         let committed_index = log_store.committed_index();
         let snapshots_installed = machine.snapshots_installed();
         let view = machine.view();
+        let notices = machine.notices();
         let timing = config.timing.clone();
         let raft_config = openraft::Config {
             cluster_name: "carillon".to_string(),
@@ -210,6 +212,7 @@ impl<S: ReplicatedState> Consensus<S> {
             raft: raft.clone(),
             proposer,
             view,
+            notices,
             client,
             contacts,
             committed_index,
@@ -327,6 +330,14 @@ impl<S: ReplicatedState> Consensus<S> {
     /// The state is a consistent prefix of the log, possibly stale.
     pub fn read_local<T>(&self, f: impl FnOnce(&S) -> T) -> T {
         self.inner.view.read(f)
+    }
+
+    /// Notices of every entry applied on this node from now on (and of
+    /// snapshots installed), with the changes its commands made. A receiver
+    /// that falls more than [`crate::store::NOTICE_BACKLOG`] notices behind
+    /// gets `Lagged` and must rebuild its view from [`Consensus::read_local`].
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::store::Notice<S::Change>> {
+        self.inner.notices.subscribe()
     }
 
     /// Adds a learner and waits until it has caught up.

@@ -36,9 +36,20 @@ pub trait ReplicatedState: Default + Send + Sync + 'static {
     type Command: Serialize + DeserializeOwned + Debug + Send + Sync + 'static;
     /// The answer to one command (domain refusals included).
     type Response: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'static;
+    /// What an applied command changed, for observers that keep views of the
+    /// state (so that they need not read all of it, under its lock, after
+    /// every command).
+    type Change: Debug + Clone + Send + Sync + 'static;
 
     /// Applies one committed command.
     fn apply(&mut self, command: Self::Command, context: &ApplyContext) -> Self::Response;
+
+    /// The changes made by the commands applied since the last call; the
+    /// service takes them after each entry and publishes them
+    /// ([`crate::Consensus::subscribe`]).
+    fn take_changes(&mut self) -> Vec<Self::Change> {
+        Vec::new()
+    }
 
     /// Serialises the whole state for a snapshot.
     fn snapshot(&self) -> Result<Vec<u8>, SnapshotError>;

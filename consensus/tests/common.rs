@@ -17,6 +17,7 @@ pub enum CounterCommand {
 }
 
 impl ReplicatedState for Counters {
+    type Change = ();
     type Command = CounterCommand;
     type Response = u64;
 

@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod logging;
 pub mod running;
 pub mod sip_io;

@@ -3,7 +3,7 @@
 
 use crate::config::NodeConfig;
 use crate::sip_io::SipServer;
-use crate::sip_ledger::{EdgePresence, LedgerAccounts};
+use crate::sip_ledger::EdgePresence;
 use crate::sip_metrics::SipCollector;
 use anyhow::{Context, Result};
 use carillon_actors::ledger::Ledger;
@@ -64,9 +64,14 @@ impl RunningNode {
         }
         let sip = match config.sip_server() {
             Some(sip_config) => {
-                let server = SipServer::start(sip_config, LedgerAccounts::new(consensus.clone()))
-                    .await
-                    .context("start the SIP edge")?;
+                let view = crate::directory::spawn(consensus.clone());
+                let (server, _commands) = SipServer::start(
+                    sip_config,
+                    crate::directory::ViewAccounts::new(view),
+                    crate::sip_io::RefuseCalls,
+                )
+                .await
+                .context("start the SIP edge")?;
                 registry
                     .register(Box::new(SipCollector::new(
                         server.snapshot(),

@@ -33,9 +33,74 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use carillon_sip::edge::{udp_flow, Accounts, Edge, EdgeConfig, EdgeStats, Transmit};
+use carillon_sip::b2bua::{LegCommand, LegEvent};
+use carillon_sip::edge::{udp_flow, Accounts, Edge, EdgeConfig, EdgeOutput, EdgeStats};
 use carillon_sip::message::{frame_stream, reject_response, Framing, MAX_MESSAGE_BYTES};
 use carillon_sip::registrar::{DeviceKey, DeviceRegistration, Flow, FlowTransport};
+
+/// What the node does with calls. The edge task hands the driver every leg
+/// event synchronously, with the edge at hand (so that it can answer at
+/// once: a refusal, a challenge), and passes it the commands that reach the
+/// task from elsewhere (call actors) through [`SipServer::commands`].
+pub trait CallDriver<A: Accounts>: Send + 'static {
+    /// What other tasks send to the driver through the edge task.
+    type Command: Send + 'static;
+
+    /// A leg event; answers go to `out` through `edge`.
+    fn on_leg_event(
+        &mut self,
+        now_ms: u64,
+        event: LegEvent,
+        edge: &mut Edge<A>,
+        out: &mut Vec<EdgeOutput>,
+    );
+
+    /// A command from another task.
+    fn on_command(
+        &mut self,
+        now_ms: u64,
+        command: Self::Command,
+        edge: &mut Edge<A>,
+        out: &mut Vec<EdgeOutput>,
+    );
+}
+
+/// A driver that refuses every call with 480 (a node whose calls are not
+/// routed: the edge alone, in tests of the registrar and transports).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefuseCalls;
+
+impl<A: Accounts> CallDriver<A> for RefuseCalls {
+    type Command = std::convert::Infallible;
+
+    fn on_leg_event(
+        &mut self,
+        now_ms: u64,
+        event: LegEvent,
+        edge: &mut Edge<A>,
+        out: &mut Vec<EdgeOutput>,
+    ) {
+        if let LegEvent::Incoming { leg, .. } = event {
+            let command = LegCommand::Reject {
+                leg,
+                status: 480,
+                reason: "Temporarily Unavailable - calls are not routed by this node".into(),
+                headers: Vec::new(),
+            };
+            edge.leg_command(now_ms, command, out);
+        }
+    }
+
+    fn on_command(
+        &mut self,
+        _now_ms: u64,
+        command: Self::Command,
+        _edge: &mut Edge<A>,
+        _out: &mut Vec<EdgeOutput>,
+    ) {
+        match command {}
+    }
+}
 
 /// Registrations by device, as last published by the edge.
 pub type Registrations = Arc<std::collections::BTreeMap<DeviceKey, DeviceRegistration>>;
@@ -136,11 +201,20 @@ pub struct SipServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Commands for the driver, queued to the edge task (bounded).
+pub type DriverCommands<C> = mpsc::Sender<C>;
+
 impl SipServer {
-    /// Binds the configured transports and starts the edge.
-    pub async fn start<A>(config: SipServerConfig, accounts: A) -> Result<SipServer>
+    /// Binds the configured transports and starts the edge with `driver`;
+    /// also returns the sender of the driver's commands.
+    pub async fn start<A, D>(
+        config: SipServerConfig,
+        accounts: A,
+        driver: D,
+    ) -> Result<(SipServer, DriverCommands<D::Command>)>
     where
         A: Accounts + Send + 'static,
+        D: CallDriver<A>,
     {
         let (events_tx, events_rx) = mpsc::channel::<Event>(8_192);
         let (stop, stop_rx) = watch::channel(false);
@@ -203,21 +277,32 @@ impl SipServer {
         let (snap_tx, snapshot) = watch::channel(EdgeSnapshot::default());
         let (seed, key) = entropy();
         let edge = Edge::new(config.edge, accounts, seed, key);
+        let (commands_tx, commands_rx) = mpsc::channel::<D::Command>(COMMAND_QUEUE);
         tasks.push(tokio::spawn(run_edge(
-            edge, udp, events_rx, reg_tx, snap_tx, stop_rx,
+            edge,
+            driver,
+            udp,
+            events_rx,
+            commands_rx,
+            reg_tx,
+            snap_tx,
+            stop_rx,
         )));
         drop(events_tx);
         tracing::info!(?udp_addr, ?tcp_addr, ?ws_addr, "SIP edge listening");
-        Ok(SipServer {
-            udp_addr,
-            tcp_addr,
-            ws_addr,
-            registrations,
-            snapshot,
-            counters,
-            stop,
-            tasks,
-        })
+        Ok((
+            SipServer {
+                udp_addr,
+                tcp_addr,
+                ws_addr,
+                registrations,
+                snapshot,
+                counters,
+                stop,
+                tasks,
+            },
+            commands_tx,
+        ))
     }
 
     /// A receiver of registration snapshots (for the admin API).
@@ -332,10 +417,43 @@ fn clock() -> Instant {
     Instant::now()
 }
 
-async fn run_edge<A: Accounts>(
+/// Commands queued to the edge task at most (call actors wait for room).
+const COMMAND_QUEUE: usize = 8_192;
+
+/// Hands the leg events in `out` to the driver (which may add outputs)
+/// and keeps the transmissions. Bounded: the driver answers events, and a
+/// leg event leads to at most a few more.
+fn settle<A: Accounts, D: CallDriver<A>>(
+    now_ms: u64,
+    edge: &mut Edge<A>,
+    driver: &mut D,
+    out: &mut Vec<EdgeOutput>,
+    transmits: &mut Vec<carillon_sip::edge::Transmit>,
+) {
+    let mut rounds = 0;
+    while !out.is_empty() {
+        rounds += 1;
+        assert!(
+            rounds <= 64,
+            "the call driver must settle: it answers leg events, never loops on them"
+        );
+        let batch: Vec<EdgeOutput> = std::mem::take(out);
+        for output in batch {
+            match output {
+                EdgeOutput::Transmit(t) => transmits.push(t),
+                EdgeOutput::Leg(event) => driver.on_leg_event(now_ms, event, edge, out),
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the edge task's channels, each its own
+async fn run_edge<A: Accounts, D: CallDriver<A>>(
     mut edge: Edge<A>,
+    mut driver: D,
     udp: Option<Arc<UdpSocket>>,
     mut events: mpsc::Receiver<Event>,
+    mut commands: mpsc::Receiver<D::Command>,
     registrations: watch::Sender<Registrations>,
     snapshot: watch::Sender<EdgeSnapshot>,
     mut stop: watch::Receiver<bool>,
@@ -344,7 +462,9 @@ async fn run_edge<A: Accounts>(
     let now_ms =
         |at: Instant| u64::try_from(at.duration_since(start).as_millis()).unwrap_or(u64::MAX);
     let mut writers: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut out: Vec<Transmit> = Vec::new();
+    let mut out: Vec<EdgeOutput> = Vec::new();
+    let mut commands_open = true;
+    let mut sends: Vec<carillon_sip::edge::Transmit> = Vec::new();
     let mut buf = vec![0u8; MAX_MESSAGE_BYTES + 1];
     let mut last_publish = start;
     let housekeeping = Duration::from_millis(edge.housekeeping_interval_ms());
@@ -368,8 +488,20 @@ async fn run_edge<A: Accounts>(
                 }
                 None => {}
             },
+            command = commands.recv(), if commands_open => match command {
+                Some(command) => driver.on_command(now_ms(clock()), command, &mut edge, &mut out),
+                // Every sender is gone (a driver that takes no commands).
+                None => commands_open = false,
+            },
             _ = tokio::time::sleep_until(next) => edge.on_tick(now_ms(clock()), &mut out),
         }
+        settle(
+            now_ms(clock()),
+            &mut edge,
+            &mut driver,
+            &mut out,
+            &mut sends,
+        );
         // The datagram received, then what else is queued (up to 64 more)
         // without going back to select, each answered before the next is
         // read: holding the answers back until the queue is empty turns a
@@ -380,8 +512,10 @@ async fn run_edge<A: Accounts>(
             let mut received = datagram;
             let mut more = 64;
             while let Some((n, source)) = received {
-                edge.on_message(now_ms(clock()), udp_flow(source), &buf[..n], &mut out);
-                transmit(&mut out, Some(socket), &mut writers).await;
+                let now = now_ms(clock());
+                edge.on_message(now, udp_flow(source), &buf[..n], &mut out);
+                settle(now, &mut edge, &mut driver, &mut out, &mut sends);
+                transmit(&mut sends, Some(socket), &mut writers).await;
                 // Read another only if it will be handled: a datagram read
                 // and not handled is lost.
                 received = if more > 0 {
@@ -392,7 +526,7 @@ async fn run_edge<A: Accounts>(
                 };
             }
         }
-        transmit(&mut out, udp.as_deref(), &mut writers).await;
+        transmit(&mut sends, udp.as_deref(), &mut writers).await;
         let now = clock();
         if now.duration_since(last_publish) >= Duration::from_millis(100) {
             last_publish = now;
@@ -416,7 +550,7 @@ async fn run_edge<A: Accounts>(
 /// connection's writer (a connection whose writer is full is dropped, which
 /// closes it).
 async fn transmit(
-    out: &mut Vec<Transmit>,
+    out: &mut Vec<carillon_sip::edge::Transmit>,
     udp: Option<&UdpSocket>,
     writers: &mut HashMap<u64, mpsc::Sender<Vec<u8>>>,
 ) {

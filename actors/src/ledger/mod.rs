@@ -17,6 +17,7 @@
 //! `licences` (L1-L6), `sessions` (A1, A4, A5), `entries` (Q3), `queries`.
 
 mod binding;
+mod change;
 mod command;
 mod device_table;
 mod devices;
@@ -28,6 +29,7 @@ mod sessions;
 mod tenant;
 mod users;
 
+pub use change::Change;
 pub use command::{Command, Outcome, Response, TokenOwner};
 pub use entries::{EntryState, QueueEntry};
 pub use licences::Licences;
@@ -77,6 +79,8 @@ pub struct Ledger {
     operators: BTreeMap<OperatorId, Operator>,
     api_tokens: BTreeMap<ApiTokenId, ApiToken>,
     tenants: BTreeMap<TenantId, TenantState>,
+    #[serde(skip)]
+    changes: change::Pending,
 }
 
 impl Ledger {
@@ -93,7 +97,11 @@ impl Ledger {
 
     /// Applies one command at `now_ms` (the proposer's time).
     pub fn execute(&mut self, command: Command, now_ms: u64) -> Response {
+        let changes = change::changes_of(&command);
         let outcome = self.dispatch(command, now_ms);
+        if outcome.is_ok() {
+            self.changes.0.extend(changes);
+        }
         if cfg!(debug_assertions) {
             self.check_invariants();
         }
@@ -323,6 +331,11 @@ impl Command {
 impl ReplicatedState for Ledger {
     type Command = Command;
     type Response = Response;
+    type Change = Change;
+
+    fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes.0)
+    }
 
     fn apply(&mut self, command: Command, context: &ApplyContext) -> Response {
         self.execute(command, context.proposed_at_ms)

@@ -13,7 +13,7 @@ mod snapshots;
 mod state_machine;
 
 pub use log_store::LogStore;
-pub use state_machine::{MachineView, StateMachineStore};
+pub use state_machine::{MachineView, Notice, StateMachineStore, NOTICE_BACKLOG};
 
 use crate::types::StorageError;
 use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
@@ -129,6 +129,7 @@ mod tests {
     struct Nothing;
 
     impl crate::ReplicatedState for Nothing {
+        type Change = ();
         type Command = ();
         type Response = ();
 

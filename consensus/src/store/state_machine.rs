@@ -88,11 +88,35 @@ impl<S> MachineView<S> {
     }
 }
 
+/// What observers of the applied state hear ([`crate::Consensus::subscribe`]).
+#[derive(Debug, Clone)]
+pub enum Notice<C> {
+    /// The commands of the entry at `index` were applied and made these
+    /// changes (none for an entry whose commands changed nothing).
+    Applied {
+        /// The entry's log index.
+        index: u64,
+        /// What changed, in order.
+        changes: Arc<Vec<C>>,
+    },
+    /// The state was replaced by a snapshot up to `index`: a view must be
+    /// rebuilt from the state.
+    Reset {
+        /// The snapshot's last index.
+        index: u64,
+    },
+}
+
+/// Notices kept for slow observers; one that falls further behind is told
+/// it lagged (and rebuilds its view).
+pub const NOTICE_BACKLOG: usize = 16_384;
+
 /// openraft's state machine over a [`ReplicatedState`].
 #[derive(Debug)]
-pub struct StateMachineStore<S> {
+pub struct StateMachineStore<S: ReplicatedState> {
     db: Arc<Database>,
     machine: Arc<RwLock<Machine<S>>>,
+    notices: tokio::sync::broadcast::Sender<Notice<S::Change>>,
     snapshot_counter: Arc<AtomicU64>,
     snapshots_installed: Arc<AtomicU64>,
     /// Held while a snapshot is being stored (its chunks must not interleave
@@ -100,11 +124,12 @@ pub struct StateMachineStore<S> {
     snapshot_writer: Arc<Mutex<()>>,
 }
 
-impl<S> Clone for StateMachineStore<S> {
+impl<S: ReplicatedState> Clone for StateMachineStore<S> {
     fn clone(&self) -> Self {
         Self {
             db: self.db.clone(),
             machine: self.machine.clone(),
+            notices: self.notices.clone(),
             snapshot_counter: self.snapshot_counter.clone(),
             snapshots_installed: self.snapshots_installed.clone(),
             snapshot_writer: self.snapshot_writer.clone(),
@@ -118,6 +143,7 @@ impl<S: ReplicatedState> StateMachineStore<S> {
         let store = Self {
             db,
             machine: Arc::new(RwLock::new(Machine::default())),
+            notices: tokio::sync::broadcast::channel(NOTICE_BACKLOG).0,
             snapshot_counter: Arc::new(AtomicU64::new(0)),
             snapshots_installed: Arc::new(AtomicU64::new(0)),
             snapshot_writer: Arc::new(Mutex::new(())),
@@ -134,6 +160,11 @@ impl<S: ReplicatedState> StateMachineStore<S> {
         MachineView {
             machine: self.machine.clone(),
         }
+    }
+
+    /// A sender of notices (subscribe to it to observe the applied state).
+    pub fn notices(&self) -> tokio::sync::broadcast::Sender<Notice<S::Change>> {
+        self.notices.clone()
     }
 
     /// How many snapshots this node has installed from a leader since start.
@@ -322,6 +353,15 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
                     Answers::default()
                 }
             };
+            let changes = guard.state.take_changes();
+            drop(guard);
+            if !changes.is_empty() {
+                // No receiver is fine: nobody observes yet.
+                let _ = self.notices.send(Notice::Applied {
+                    index: entry.log_id.index,
+                    changes: Arc::new(changes),
+                });
+            }
             answers.push(answer);
         }
         Ok(answers)
@@ -342,6 +382,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let store = self.clone();
+        let index = meta.last_log_id.map_or(0, |id| id.index);
         let meta = meta.clone();
         // Decoding and storing tens of megabytes: off the async workers.
         let machine = off_the_workers(ErrorVerb::Write, move || {
@@ -359,6 +400,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
         .await?;
         *self.write_lock() = machine;
         self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+        let _ = self.notices.send(Notice::Reset { index });
         Ok(())
     }
 
@@ -379,17 +421,26 @@ mod tests {
     use crate::types::{Batch, Envelope};
     use openraft::{CommittedLeaderId, Entry as RaftEntry};
 
-    /// Counts the commands it applies; answers the running count.
+    /// Counts the commands it applies; answers the running count; each
+    /// non-zero command is a change.
     #[derive(Debug, Default)]
-    struct Tally(u64);
+    struct Tally(u64, Vec<u64>);
 
     impl ReplicatedState for Tally {
+        type Change = u64;
         type Command = u64;
         type Response = u64;
 
         fn apply(&mut self, command: u64, _context: &ApplyContext) -> u64 {
             self.0 += command;
+            if command != 0 {
+                self.1.push(command);
+            }
             self.0
+        }
+
+        fn take_changes(&mut self) -> Vec<u64> {
+            std::mem::take(&mut self.1)
         }
 
         fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
@@ -400,7 +451,7 @@ mod tests {
             let bytes: [u8; 8] = bytes
                 .try_into()
                 .map_err(|_| SnapshotError("eight bytes".into()))?;
-            Ok(Self(u64::from_be_bytes(bytes)))
+            Ok(Self(u64::from_be_bytes(bytes), Vec::new()))
         }
     }
 
@@ -421,6 +472,48 @@ mod tests {
 
     fn answer(bytes: &Applied) -> u64 {
         serde_json::from_slice(&bytes.0).unwrap_or(u64::MAX)
+    }
+
+    #[tokio::test]
+    async fn observers_hear_each_entrys_changes_once_and_a_reset_for_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let db = super::super::open_database(&dir.path().join("raft.redb"))
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let mut store = StateMachineStore::<Tally>::open(db).unwrap_or_else(|e| panic!("{e}"));
+        let mut notices = store.notices().subscribe();
+        store
+            .apply(vec![
+                entry(
+                    1,
+                    vec![envelope("a", 5), envelope("b", 0), envelope("c", 2)],
+                ),
+                entry(2, vec![envelope("d", 0)]),
+                // A retry of "a" changes nothing (answered from the window).
+                entry(3, vec![envelope("a", 5), envelope("e", 1)]),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+        let mut heard = Vec::new();
+        while let Ok(notice) = notices.try_recv() {
+            match notice {
+                Notice::Applied { index, changes } => heard.push((index, (*changes).clone())),
+                Notice::Reset { .. } => panic!("no snapshot was installed"),
+            }
+        }
+        assert_eq!(
+            heard,
+            [(1, vec![5, 2]), (3, vec![1])],
+            "entry 2 changed nothing"
+        );
+        let snapshot = store
+            .build_snapshot()
+            .await
+            .unwrap_or_else(|e| panic!("snapshot: {e}"));
+        store
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap_or_else(|e| panic!("install: {e}"));
+        assert!(matches!(notices.try_recv(), Ok(Notice::Reset { index: 3 })));
     }
 
     #[tokio::test]

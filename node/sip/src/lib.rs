@@ -21,9 +21,16 @@
 //! - [`digest`]: digest authentication (RFC 7616, RFC 8760).
 //! - [`guard`]: per-source rate limits and authentication-failure bans.
 //! - [`registrar`]: bindings, expiry, extension state (D7).
-//! - [`edge`]: what the node does with each message: transactions,
-//!   registrar, keepalives, protection. The I/O shell is `carillon_node::sip_io`.
+//! - [`transaction::layer`]: the transaction layer: parsing, the source
+//!   guard, retransmissions and timers, typed events for its users.
+//! - [`b2bua`]: the back-to-back user agent: a dialog per call leg,
+//!   answers that come long after the request, CANCEL races, 2xx
+//!   retransmission until ACK.
+//! - [`edge`]: the layer and its users together (registrar, keepalive
+//!   client, B2BUA) and the rules that route each request to one. The I/O
+//!   shell is `carillon_node::sip_io`.
 
+pub mod b2bua;
 pub mod dialog;
 pub mod digest;
 pub mod edge;

@@ -569,6 +569,15 @@ impl Registrar {
             .collect()
     }
 
+    /// One device's registration now, if it has bindings.
+    pub fn registration(&self, now_ms: u64, key: DeviceKey) -> Option<DeviceRegistration> {
+        let aor = self.aors.get(&key)?;
+        Some(DeviceRegistration {
+            state: self.state(now_ms, key),
+            bindings: self.views(now_ms, aor),
+        })
+    }
+
     /// Bindings held in all.
     pub fn binding_count(&self) -> usize {
         self.aors.values().map(|a| a.bindings.len()).sum()

@@ -90,6 +90,7 @@ fn timer(letter: &str) -> Timer {
         "I" => Timer::I,
         "J" => Timer::J,
         "K" => Timer::K,
+        "L" => Timer::L,
         other => panic!("unknown timer {other}"),
     }
 }
@@ -371,14 +372,31 @@ fn server_invite_timer_h_gives_up_waiting_for_the_ack() {
 }
 
 #[test]
-fn server_invite_2xx_ends_the_transaction_and_late_responses_are_ignored() {
+fn server_invite_2xx_is_accepted_until_timer_l() {
+    // RFC 6026: INVITE retransmissions after the 2xx are absorbed, the TU's
+    // 2xx retransmissions go out, an ACK that matches goes to the TU, and
+    // timer L ends it; a response after that is ignored.
     check(
         Kind::ServerInvite,
         UDP,
         "
         0 start         => tu INVITE, send 100
-        100 tu 200      => send 200, terminated
-        200 tu 200      => -
+        100 tu 200      => send 200, L@32100
+        200 recv INVITE => -
+        600 tu 200      => send 200
+        700 tu 486      => -
+        800 recv ACK    => tu ACK
+        32100 fire L    => terminated
+        32200 tu 200    => -
+    ",
+    );
+    check(
+        Kind::ServerInvite,
+        TCP,
+        "
+        0 start         => tu INVITE, send 100
+        100 tu 200      => send 200, L@32100
+        32100 fire L    => terminated
     ",
     );
 }

@@ -46,6 +46,38 @@ fn filed_method(m: &Method<'_>) -> Method<'static> {
 }
 
 impl TransactionKey {
+    /// The same key for another method (a CANCEL's key names the INVITE it
+    /// cancels once its method is INVITE, RFC 3261 9.2).
+    pub fn with_method(&self, method: Method<'static>) -> TransactionKey {
+        let method = filed_method(&method);
+        match self.clone() {
+            TransactionKey::Rfc3261 {
+                branch, sent_by, ..
+            } => TransactionKey::Rfc3261 {
+                branch,
+                sent_by,
+                method,
+            },
+            TransactionKey::Rfc2543 {
+                request_uri,
+                from_tag,
+                call_id,
+                cseq,
+                top_via,
+                ..
+            } => TransactionKey::Rfc2543 {
+                request_uri,
+                from_tag,
+                // INVITE keys leave the To tag out (see the variant).
+                to_tag: None,
+                call_id,
+                cseq,
+                method,
+                top_via,
+            },
+        }
+    }
+
     /// The key of the server transaction a request belongs to; `None` for a
     /// response.
     pub fn for_server(request: &Message<'_>) -> Option<TransactionKey> {

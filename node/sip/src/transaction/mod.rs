@@ -20,6 +20,7 @@
 mod client_invite;
 mod client_non_invite;
 mod key;
+pub mod layer;
 mod server_invite;
 mod server_non_invite;
 
@@ -107,10 +108,12 @@ pub enum Timer {
     J,
     /// Wait for non-INVITE response retransmits.
     K,
+    /// Wait for retransmissions of an INVITE answered with a 2xx (RFC 6026).
+    L,
 }
 
 impl Timer {
-    const ALL: [Timer; 10] = [
+    const ALL: [Timer; 11] = [
         Timer::A,
         Timer::B,
         Timer::D,
@@ -121,6 +124,7 @@ impl Timer {
         Timer::I,
         Timer::J,
         Timer::K,
+        Timer::L,
     ];
 
     fn index(self) -> usize {
@@ -179,7 +183,7 @@ pub enum ServerInput {
 /// Armed timers and their deadlines.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Timers {
-    deadline: [Option<Millis>; 10],
+    deadline: [Option<Millis>; 11],
 }
 
 impl Timers {
@@ -194,7 +198,7 @@ impl Timers {
     }
 
     fn disarm_all(&mut self) {
-        self.deadline = [None; 10];
+        self.deadline = [None; 11];
     }
 
     /// Whether `timer` is armed and due; a due timer is disarmed.
@@ -241,6 +245,38 @@ pub fn ack_for_non_2xx(invite: &Message<'_>, response: &Message<'_>) -> Message<
     Message {
         start: StartLine::Request {
             method: Method::Ack,
+            uri,
+        },
+        headers,
+        body: Cow::Borrowed(&[]),
+    }
+    .into_owned()
+}
+
+/// The CANCEL of an INVITE (RFC 3261 9.1): same Request-URI, Call-ID, To,
+/// From, CSeq number and Route, the INVITE's top Via (so the same branch),
+/// method CANCEL.
+pub fn cancel_for(invite: &Message<'_>) -> Message<'static> {
+    let h = &invite.headers;
+    let uri = match &invite.start {
+        StartLine::Request { uri, .. } => uri.clone(),
+        StartLine::Response { .. } => h.to.uri.clone(),
+    };
+    let mut headers = Headers::new(
+        h.via.iter().take(1).cloned().collect(),
+        h.from.clone(),
+        h.to.clone(),
+        h.call_id.clone(),
+        CSeq {
+            number: h.cseq.number,
+            method: Method::Cancel,
+        },
+    );
+    headers.route = h.route.clone();
+    headers.max_forwards = Some(70);
+    Message {
+        start: StartLine::Request {
+            method: Method::Cancel,
             uri,
         },
         headers,

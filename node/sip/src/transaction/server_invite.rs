@@ -1,4 +1,6 @@
-//! INVITE server transaction (RFC 3261 17.2.1, figure 7).
+//! INVITE server transaction (RFC 3261 17.2.1, figure 7, with the Accepted
+//! state of RFC 6026: after a 2xx the transaction stays for 64*T1 to absorb
+//! retransmissions of the INVITE, while the TU retransmits the 2xx itself).
 
 use super::{status_of, Millis, Output, ServerInput, Timer, TimerConfig, Timers};
 use crate::message::{reason_phrase, Message, Method};
@@ -12,6 +14,9 @@ pub enum ServerInviteState {
     Completed,
     /// ACK received; absorbing ACK retransmissions.
     Confirmed,
+    /// A 2xx was sent (RFC 6026): INVITE retransmissions are absorbed, further
+    /// 2xx from the TU (its retransmissions) are sent, until timer L.
+    Accepted,
     /// Finished.
     Terminated,
 }
@@ -100,7 +105,14 @@ impl ServerInvite {
                 }
                 200..=299 => {
                     out.push(Output::Send(response));
-                    self.terminate(&mut out);
+                    self.last_response = None;
+                    self.state = Accepted;
+                    self.timers.arm(
+                        Timer::L,
+                        now,
+                        self.config.transaction_timeout_ms(),
+                        &mut out,
+                    );
                 }
                 300..=699 => {
                     out.push(Output::Send(response.clone()));
@@ -118,6 +130,24 @@ impl ServerInvite {
                 }
                 _ => {}
             },
+            (Accepted, ServerInput::Request(r)) if *r.method() == Method::Invite => {
+                // Absorbed: the TU's own 2xx retransmissions answer it.
+            }
+            (Accepted, ServerInput::Request(r)) if *r.method() == Method::Ack => {
+                // The ACK of the 2xx belongs to the TU (it matched here only
+                // by RFC 2543 rules; an RFC 3261 ACK has its own branch).
+                out.push(Output::Deliver(r));
+            }
+            (Accepted, ServerInput::Respond(response))
+                if (200..=299).contains(&status_of(&response)) =>
+            {
+                out.push(Output::Send(response));
+            }
+            (Accepted, ServerInput::TimerFired(Timer::L))
+                if self.timers.take_due(Timer::L, now) =>
+            {
+                self.terminate(&mut out);
+            }
             (Completed, ServerInput::TimerFired(Timer::G))
                 if self.timers.take_due(Timer::G, now) =>
             {
@@ -155,6 +185,7 @@ impl ServerInvite {
                 armed.contains(&Timer::H) && armed.iter().all(|t| matches!(t, Timer::G | Timer::H))
             }
             ServerInviteState::Confirmed => armed == [Timer::I],
+            ServerInviteState::Accepted => armed == [Timer::L],
         };
         assert!(
             ok,
