@@ -12,5 +12,14 @@
 //! seats in use never exceed a licence pool (L6, asserted in production);
 //! an entry is assigned at most once (Q3).
 
+pub mod agent;
+pub mod call;
+pub mod device;
+pub mod feature;
 pub mod ledger;
+pub mod messages;
 pub mod model;
+pub mod placement;
+pub mod queue;
+pub mod routing;
+pub mod shell;

@@ -136,7 +136,7 @@ proptest! {
                         model.insert(id.clone(), Model::Waiting { queue, priority, arrival: arrivals });
                         Ok(())
                     };
-                    let command = Command::Enqueue { tenant, queue: queues[queue], entry: id, priority };
+                    let command = Command::Enqueue { call: None, tenant, queue: queues[queue], entry: id, priority };
                     (f.run(command), expected)
                 }
                 Op::ChangePriority { entry, priority } => {
@@ -199,6 +199,7 @@ fn an_entry_is_assigned_once_and_a_full_queue_refuses_until_one_leaves() {
         let entry = format!("c{i}");
         let priority = Some(u32::try_from(i).expect("small"));
         f.ok(Command::Enqueue {
+            call: None,
             tenant,
             queue: short,
             entry,
@@ -206,6 +207,7 @@ fn an_entry_is_assigned_once_and_a_full_queue_refuses_until_one_leaves() {
         });
     }
     let full = Command::Enqueue {
+        call: None,
         tenant,
         queue: short,
         entry: "late".into(),
@@ -256,6 +258,7 @@ fn a_changed_priority_keeps_the_original_arrival() {
     let tenant = f.tenant;
     for entry in ["a", "b", "c"] {
         f.ok(Command::Enqueue {
+            call: None,
             tenant,
             queue: long,
             entry: entry.into(),

@@ -162,6 +162,7 @@ fn login(f: &mut Fixture, user: UserId) {
 fn enqueue(f: &mut Fixture, entry: &str) {
     let (tenant, queue) = (f.tenant, f.queue);
     f.ok(Command::Enqueue {
+        call: None,
         tenant,
         queue,
         entry: entry.into(),
@@ -187,6 +188,39 @@ fn theirs_skill(f: &Fixture) -> SkillId {
     SkillId(theirs.skills().next().expect("a skill").id)
 }
 
+/// A minimal record of an abandoned call with id `id`.
+fn record(id: &str) -> Box<carillon_actors::model::activity::ActivityRecord> {
+    use carillon_actors::model::activity::{ActivityOutcome, ActivityRecord, Direction};
+    Box::new(ActivityRecord {
+        id: id.into(),
+        direction: Direction::Inbound,
+        queue: None,
+        agent: None,
+        caller: "+420777000001".into(),
+        called: "+420225000100".into(),
+        started_at_ms: 0,
+        connected_at_ms: None,
+        ended_at_ms: 0,
+        closed_at_ms: 0,
+        waiting_ms: 0,
+        interaction_ms: 0,
+        processing_ms: 0,
+        outcome: ActivityOutcome::Abandoned,
+        segments: Vec::new(),
+        node: 1,
+    })
+}
+
+/// Agent 1 logged in and checked in to the fixture's queue.
+fn ready(f: &mut Fixture) {
+    login(f, f.agents[1]);
+    f.ok(Command::CheckIn {
+        tenant: f.tenant,
+        user: f.agents[1],
+        queue: f.queue,
+    });
+}
+
 fn ranks(list: &[(LicenceKind, u32)]) -> Vec<LicenceRank> {
     list.iter()
         .map(|&(kind, rank)| LicenceRank { kind, rank })
@@ -205,20 +239,20 @@ fn table() -> Vec<Case> {
         case!(NotFound, "a user of another tenant", |f| run(C::DeleteUser { tenant: f.tenant, user: f.other_user })),
         case!(NotFound, "log in a user of another tenant", |f| run(C::Login { tenant: f.tenant, user: f.other_user, terminal: "p".into() })),
         case!(NotFound, "check in to another tenant's queue", |f| { login(f, f.agents[0]) }, |f| run(C::CheckIn { tenant: f.tenant, user: f.agents[0], queue: f.other_queue })),
-        case!(NotFound, "enqueue into another tenant's queue", |f| run(C::Enqueue { tenant: f.tenant, queue: f.other_queue, entry: "e".into(), priority: None })),
+        case!(NotFound, "enqueue into another tenant's queue", |f| run(C::Enqueue { call: None, tenant: f.tenant, queue: f.other_queue, entry: "e".into(), priority: None })),
         case!(NotFound, "a seat for a user of another tenant", |f| { buy(f, LicenceKind::Voice, 1) }, |f| run(C::AssignLicence { tenant: f.tenant, user: f.other_user, kind: LicenceKind::Voice })),
         case!(NotFound, "hand seats over to another tenant", |f| run(C::HandOverLicences { tenant: f.tenant, from: f.agents[0], to: f.other_user })),
         case!(NotFound, "route a DID to another tenant's queue", |f| { add_number(f, f.tenant, "+420225000001") }, |f| run(C::AssignNumber { tenant: f.tenant, e164: "+420225000001".into(), target: NumberTarget::Queue { queue: f.other_queue } })),
         case!(NotFound, "a device owned by a user of another tenant", |f| run(C::CreateDevice { tenant: f.tenant, spec: DeviceSpec { owner: Some(f.other_user), ..mobile("m", "+420600000001") }, sip_secret: None })),
         case!(NotFound, "another tenant's skill on a user", |f| { f.ok(C::CreateSkill { tenant: f.other_tenant, spec: named("Theirs") }); }, |f| new_user(f, agent_with(json!({"skills": [{"skill": theirs_skill(f), "level": 3}]})))),
-        case!(NotFound, "another tenant's queue entry", |f| { f.ok(C::Enqueue { tenant: f.other_tenant, queue: f.other_queue, entry: "theirs".into(), priority: None }); }, |f| run(C::AssignEntry { tenant: f.tenant, entry: "theirs".into(), user: f.agents[0] })),
+        case!(NotFound, "another tenant's queue entry", |f| { f.ok(C::Enqueue { call: None, tenant: f.other_tenant, queue: f.other_queue, entry: "theirs".into(), priority: None }); }, |f| run(C::AssignEntry { tenant: f.tenant, entry: "theirs".into(), user: f.agents[0] })),
         case!(NotFound, "an unknown tenant", |_| run(C::RenameTenant { tenant: TenantId(999_999), name: "x".into() })),
         case!(NotFound, "an unknown tenant gets no number", |_| run(C::AddNumber { tenant: TenantId(999_999), e164: "+420225000009".into() })),
         case!(NotFound, "pause with an unknown pause type", |f| { login(f, f.agents[0]) }, |f| run(C::Pause { tenant: f.tenant, user: f.agents[0], pause_type: PauseTypeId(999_999) })),
         case!(AlreadyBootstrapped, "bootstrap happens once", |_| run(C::Bootstrap { signing_key_hex: "cd".repeat(32) })),
         case!(NameRequired, "a branch needs a name", |f| new_branch(f, " ", "CZ", "UTC")),
         case!(NameRequired, "a time-limited pause lasts a second", |f| run(C::CreatePauseType { tenant: f.tenant, spec: PauseTypeSpec { name: "Zero".into(), paid: true, max_duration_s: Some(0) } })),
-        case!(NameRequired, "an entry id is not empty", |f| run(C::Enqueue { tenant: f.tenant, queue: f.queue, entry: String::new(), priority: None })),
+        case!(NameRequired, "an entry id is not empty", |f| run(C::Enqueue { call: None, tenant: f.tenant, queue: f.queue, entry: String::new(), priority: None })),
         case!(NameRequired, "a terminal id is not empty", |f| run(C::Login { tenant: f.tenant, user: f.agents[1], terminal: String::new() })),
         case!(NameNotUnique, "skill names are unique, ignoring case", |f| run(C::CreateSkill { tenant: f.tenant, spec: named("ENGLISH") })),
         case!(NameNotUnique, "queue names are unique", |f| new_queue(f, json!({"name": "Support"}))),
@@ -323,7 +357,7 @@ fn table() -> Vec<Case> {
         case!(QueueConfigInvalid, "A1: static members are agents", |f| new_queue(f, json!({"static_members": [f.admin]}))),
         case!(QueueConfigInvalid, "Q5: overflow goes to another queue", |f| run(C::UpdateQueue { tenant: f.tenant, queue: f.queue, spec: patched(&queue_spec("Support"), json!({"overflow": {"after_s": 30, "destination": {"kind": "queue", "queue": f.queue}}})) })),
         case!(QueueConfigInvalid, "Q5: max_length is at least 1", |f| new_queue(f, json!({"max_length": 0}))),
-        case!(QueueFull, "Q5: maximum length", |f| { f.ok(C::UpdateQueue { tenant: f.tenant, queue: f.queue, spec: patched(&queue_spec("Support"), json!({"max_length": 1})) }); enqueue(f, "a"); }, |f| run(C::Enqueue { tenant: f.tenant, queue: f.queue, entry: "b".into(), priority: Some(100) })),
+        case!(QueueFull, "Q5: maximum length", |f| { f.ok(C::UpdateQueue { tenant: f.tenant, queue: f.queue, spec: patched(&queue_spec("Support"), json!({"max_length": 1})) }); enqueue(f, "a"); }, |f| run(C::Enqueue { call: None, tenant: f.tenant, queue: f.queue, entry: "b".into(), priority: Some(100) })),
         // A1, A4, A5: sessions.
         case!(NotLoggedIn, "D4: an agent binds a line after logging in", |f| run(C::BindDevice { tenant: f.tenant, user: f.agents[1], device: f.phone })),
         case!(NotFound, "D4: another tenant's line", |f| { login(f, f.agents[1]) }, |f| run(C::BindDevice { tenant: f.tenant, user: f.agents[1], device: carillon_actors::model::DeviceId(999_999) })),
@@ -340,13 +374,21 @@ fn table() -> Vec<Case> {
         case!(AlreadyPaused, "A5: one pause at a time", |f| { login(f, f.agents[0]); f.ok(C::Pause { tenant: f.tenant, user: f.agents[0], pause_type: f.pause }); }, |f| run(C::Pause { tenant: f.tenant, user: f.agents[0], pause_type: f.lunch })),
         case!(ActivityUnknown, "A4: ending an activity that is not open", |f| { login(f, f.agents[0]) }, |f| run(C::EndActivity { tenant: f.tenant, user: f.agents[0], activity: "never".into() })),
         case!(ActivityUnknown, "A4: an activity opens once", |f| { login(f, f.agents[0]); f.ok(C::BeginActivity { tenant: f.tenant, user: f.agents[0], activity: "call".into() }); }, |f| run(C::BeginActivity { tenant: f.tenant, user: f.agents[0], activity: "call".into() })),
-        case!(EntryNotUnique, "Q3: entry ids are unique", |f| { enqueue(f, "e") }, |f| run(C::Enqueue { tenant: f.tenant, queue: f.queue, entry: "e".into(), priority: None })),
+        case!(EntryNotUnique, "Q3: entry ids are unique", |f| { enqueue(f, "e") }, |f| run(C::Enqueue { call: None, tenant: f.tenant, queue: f.queue, entry: "e".into(), priority: None })),
         case!(EntryNotWaiting, "Q3: an abandoned caller is not assigned", |f| { enqueue(f, "e"); f.ok(C::AbandonEntry { tenant: f.tenant, entry: "e".into() }); }, |f| run(C::AssignEntry { tenant: f.tenant, entry: "e".into(), user: f.agents[0] })),
         case!(EntryNotWaiting, "Q3: an abandoned caller keeps its priority", |f| { enqueue(f, "e"); f.ok(C::AbandonEntry { tenant: f.tenant, entry: "e".into() }); }, |f| run(C::ChangePriority { tenant: f.tenant, entry: "e".into(), priority: 9 })),
         case!(EntryAlreadyAssigned, "Q3: assigned exactly once", |f| { enqueue(f, "e"); f.ok(C::AssignEntry { tenant: f.tenant, entry: "e".into(), user: f.agents[0] }); }, |f| run(C::AssignEntry { tenant: f.tenant, entry: "e".into(), user: f.agents[1] })),
         case!(EntryAlreadyAssigned, "Q3: an assigned caller cannot abandon", |f| { enqueue(f, "e"); f.ok(C::AssignEntry { tenant: f.tenant, entry: "e".into(), user: f.agents[0] }); }, |f| run(C::AbandonEntry { tenant: f.tenant, entry: "e".into() })),
-        case!(PriorityInvalid, "Q3: priorities 0 to 100", |f| run(C::Enqueue { tenant: f.tenant, queue: f.queue, entry: "e".into(), priority: Some(101) })),
+        case!(PriorityInvalid, "Q3: priorities 0 to 100", |f| run(C::Enqueue { call: None, tenant: f.tenant, queue: f.queue, entry: "e".into(), priority: Some(101) })),
         case!(PriorityInvalid, "Q3: changed priorities 0 to 100", |f| { enqueue(f, "e") }, |f| run(C::ChangePriority { tenant: f.tenant, entry: "e".into(), priority: 101 })),
+        // A6, A4, C4: offers, calls and activities.
+        case!(AgentBusy, "A6: one voice offer at a time", |f| { ready(f); enqueue(f, "e"); enqueue(f, "g"); f.ok(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 }); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "g".into(), user: f.agents[1], epoch: 0 })),
+        case!(AgentUnavailable, "A1: offers go to agents checked in", |f| { login(f, f.agents[1]); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 })),
+        case!(AgentUnavailable, "A5: a paused agent is not offered calls", |f| { ready(f); f.ok(C::Pause { tenant: f.tenant, user: f.agents[1], pause_type: f.pause }); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 })),
+        case!(EntryNotWaiting, "Q3: only waiting callers are offered", |f| { ready(f); enqueue(f, "e"); f.ok(C::AbandonEntry { tenant: f.tenant, entry: "e".into() }); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 })),
+        case!(ActivityUnknown, "A4: a connection needs the agent's offer", |f| { ready(f); enqueue(f, "e"); }, |f| run(C::ConnectCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1] })),
+        case!(ActivityClosed, "C4: one record per activity", |f| { enqueue(f, "e"); f.ok(C::CloseActivity { tenant: f.tenant, record: record("e") }); }, |f| run(C::CloseActivity { tenant: f.tenant, record: record("e") })),
+        case!(PlacementStale, "Q3: an owner acting on an old placement is fenced", |f| { ready(f); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 7 })),
         case!(TokenNameInvalid, "API tokens are named", |f| run(C::CreateApiToken { owner: TokenOwner::User { tenant: f.tenant, user: f.admin }, name: String::new(), token_hash: "h".into() })),
     ]
 }

@@ -162,6 +162,7 @@ fn next_command(rng: &mut Rng, f: &Fixture, known: &Known, i: usize) -> Command 
             _ => Command::Unpause { tenant, user },
         },
         21 => Command::Enqueue {
+            call: None,
             tenant,
             queue,
             entry,

@@ -63,6 +63,9 @@ pub struct ConsensusConfig {
     pub data_dir: PathBuf,
     /// Timing and compaction.
     pub timing: RaftTiming,
+    /// More routes served on the node-to-node listener (the node's own
+    /// messages between its actors ride beside Raft's).
+    pub extra_routes: Option<axum::Router>,
 }
 
 /// Group commit of client writes on every node: the writes that arrive
@@ -229,6 +232,10 @@ impl<S: ReplicatedState> Consensus<S> {
                 reason: e.to_string(),
             })?;
         let app = rpc::router(raft, inner.clone());
+        let app = match config.extra_routes {
+            Some(extra) => app.merge(extra),
+            None => app,
+        };
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
@@ -338,6 +345,18 @@ impl<S: ReplicatedState> Consensus<S> {
     /// gets `Lagged` and must rebuild its view from [`Consensus::read_local`].
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::store::Notice<S::Change>> {
         self.inner.notices.subscribe()
+    }
+
+    /// Every member of the current membership and its addresses, as this
+    /// node knows them (no request to the leader).
+    pub fn members(&self) -> BTreeMap<NodeId, NodeAddr> {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect()
     }
 
     /// Adds a learner and waits until it has caught up.

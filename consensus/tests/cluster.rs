@@ -28,6 +28,7 @@ fn timing() -> RaftTiming {
 
 async fn start(id: u64, addr: &NodeAddr, dir: &Path) -> Consensus<Counters> {
     let config = ConsensusConfig {
+        extra_routes: None,
         node_id: id,
         addr: addr.clone(),
         data_dir: dir.join(format!("node-{id}")),

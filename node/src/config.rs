@@ -192,6 +192,10 @@ pub struct NodeConfig {
     /// The media relay (required for role media).
     #[serde(default)]
     pub media: Option<MediaSection>,
+    /// Control addresses of media-only nodes this node's calls may use
+    /// beside its own relay (the least loaded is chosen per call).
+    #[serde(default)]
+    pub media_nodes: Vec<String>,
 }
 
 impl NodeConfig {

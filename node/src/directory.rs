@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use carillon_actors::ledger::{Change, Ledger, TenantState};
 use carillon_actors::model::directory::{DeviceKind, NumberTarget};
-use carillon_actors::model::ids::{DeviceId, TenantId, UserId};
+use carillon_actors::model::ids::{DeviceId, QueueId, TenantId, UserId};
+use carillon_actors::model::queue::QueueSpec;
 use carillon_consensus::{Consensus, Notice};
 use carillon_sip::digest::Ha1;
 use carillon_sip::edge::{Account, Accounts};
@@ -54,6 +55,8 @@ pub struct TenantDirectory {
     pub short_numbers: HashMap<String, DeviceId>,
     /// Where each assigned DID leads, by E.164.
     pub numbers: HashMap<String, NumberTarget>,
+    /// Queues by id.
+    pub queues: HashMap<QueueId, Arc<QueueSpec>>,
 }
 
 /// The published view: every tenant's directory.
@@ -63,6 +66,8 @@ pub struct DirectoryView {
     tenants: HashMap<TenantId, Arc<TenantDirectory>>,
     /// DIDs are unique across tenants (the ledger refuses a second owner).
     numbers: HashMap<String, TenantId>,
+    /// Every id names one object across tenants: the tenant of each device.
+    devices: HashMap<DeviceId, TenantId>,
 }
 
 impl DirectoryView {
@@ -74,6 +79,11 @@ impl DirectoryView {
     /// One tenant's directory.
     pub fn tenant(&self, tenant: TenantId) -> Option<&Arc<TenantDirectory>> {
         self.tenants.get(&tenant)
+    }
+
+    /// The tenant of a device.
+    pub fn tenant_of_device(&self, device: DeviceId) -> Option<TenantId> {
+        self.devices.get(&device).copied()
     }
 
     /// The tenant that owns DID `e164` and where it leads.
@@ -99,11 +109,17 @@ impl DirectoryView {
             for e164 in old.numbers.keys() {
                 self.numbers.remove(e164);
             }
+            for device in old.devices.keys() {
+                self.devices.remove(device);
+            }
         }
         if let Some(d) = directory {
             self.domains.insert(d.domain.to_ascii_lowercase(), tenant);
             for e164 in d.numbers.keys() {
                 self.numbers.insert(e164.clone(), tenant);
+            }
+            for device in d.devices.keys() {
+                self.devices.insert(*device, tenant);
             }
             self.tenants.insert(tenant, Arc::new(d));
         }
@@ -158,6 +174,9 @@ fn tenant_directory(state: &TenantState) -> TenantDirectory {
             d.numbers.insert(number.e164.clone(), target.clone());
         }
     }
+    for queue in state.queues() {
+        d.queues.insert(queue.id, Arc::new(queue.spec.clone()));
+    }
     d
 }
 
@@ -166,7 +185,7 @@ fn touched(changes: &[Change], into: &mut HashSet<TenantId>) -> bool {
     for change in changes {
         match change {
             Change::Tenants => return false,
-            Change::Devices(t) | Change::Numbers(t) => {
+            Change::Devices(t) | Change::Numbers(t) | Change::Queues(t) => {
                 into.insert(*t);
             }
             _ => {}

@@ -12,6 +12,7 @@
 //!   knows the phones registered to it) and reach the admin API through
 //!   [`sip_ledger::EdgePresence`].
 
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod directory;

@@ -1,11 +1,16 @@
 //! A running node: consensus, the admin API, and (once bootstrapped) the
 //! operator account, started and stopped together.
 
+use crate::calls::glue::CallGlue;
+use crate::calls::media::MediaRelays;
+use crate::calls::services::NodeServices;
+use crate::calls::transport::Peers;
 use crate::config::NodeConfig;
 use crate::sip_io::SipServer;
 use crate::sip_ledger::EdgePresence;
 use crate::sip_metrics::SipCollector;
 use anyhow::{Context, Result};
+use carillon_actors::feature::FeatureCodes;
 use carillon_actors::ledger::Ledger;
 use carillon_admin::Admin;
 use carillon_consensus::{Clock, Consensus, ConsensusConfig, SystemClock};
@@ -44,12 +49,15 @@ impl RunningNode {
     pub async fn start(config: &NodeConfig, operator: Option<OperatorCredentials>) -> Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let registry = prometheus::Registry::new();
+        // Actor messages from other nodes ride beside Raft on its listener.
+        let (inbound_tx, inbound_rx) = tokio::sync::mpsc::channel(65_536);
         let consensus = Consensus::<Ledger>::start(
             ConsensusConfig {
                 node_id: config.node_id,
                 addr: config.addr(),
                 data_dir: config.data_dir.clone(),
                 timing: config.timing(),
+                extra_routes: Some(crate::calls::transport::inbound_routes(inbound_tx)),
             },
             clock.clone(),
             &registry,
@@ -62,16 +70,52 @@ impl RunningNode {
                 .await
                 .context("initialise the cluster")?;
         }
+        let relay = match config.relay() {
+            Some(relay_config) => Some(
+                carillon_media::shell::serve(relay_config)
+                    .await
+                    .context("start the media relay")?,
+            ),
+            None => None,
+        };
+        let media = MediaRelays::new(
+            relay.as_ref().map(|r| r.control()),
+            config.media_nodes.clone(),
+        );
+        media.spawn_load_poll();
+        let peers = Peers::new(config.node_id);
+        peers.attach(consensus.clone());
+        let services = Arc::new(NodeServices::new(
+            config.node_id,
+            clock.clone(),
+            consensus.clone(),
+            peers,
+            media.clone(),
+        ));
+        let host = crate::calls::start_actors(services.clone(), consensus.clone(), inbound_rx);
+        crate::calls::liveness::spawn(consensus.clone());
         let sip = match config.sip_server() {
             Some(sip_config) => {
                 let view = crate::directory::spawn(consensus.clone());
-                let (server, _commands) = SipServer::start(
-                    sip_config,
-                    crate::directory::ViewAccounts::new(view),
-                    crate::sip_io::RefuseCalls,
-                )
-                .await
-                .context("start the SIP edge")?;
+                let glue = CallGlue::new(
+                    config.node_id,
+                    view.clone(),
+                    host.clone(),
+                    services.clone(),
+                    media.choose(),
+                    FeatureCodes::default(),
+                    boot_id(),
+                );
+                let (server, commands) =
+                    SipServer::start(sip_config, crate::directory::ViewAccounts::new(view), glue)
+                        .await
+                        .context("start the SIP edge")?;
+                services.attach_edge(commands);
+                crate::calls::registrations::spawn(
+                    config.node_id,
+                    services.clone(),
+                    server.registrations(),
+                );
                 registry
                     .register(Box::new(SipCollector::new(
                         server.snapshot(),
@@ -80,14 +124,6 @@ impl RunningNode {
                     .context("register SIP metrics")?;
                 Some(server)
             }
-            None => None,
-        };
-        let relay = match config.relay() {
-            Some(relay_config) => Some(
-                carillon_media::shell::serve(relay_config)
-                    .await
-                    .context("start the media relay")?,
-            ),
             None => None,
         };
         let mut admin =
@@ -199,6 +235,13 @@ impl RunningNode {
         }
         tracing::info!("node stopped");
     }
+}
+
+/// A number that differs between runs of this process (call ids must not
+/// repeat after a restart).
+#[allow(clippy::disallowed_methods)] // the shell draws it once
+fn boot_id() -> u64 {
+    rand::random::<u32>() as u64
 }
 
 /// Resolves on SIGTERM or SIGINT.

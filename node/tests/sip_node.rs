@@ -905,7 +905,8 @@ fn expected_over_udp(name: &str) -> Option<Option<u16>> {
         // RFC 4475 3.1.1 valid messages: parsed, then served by method.
         // wsinv carries a To tag: an in-dialog request for no dialog here.
         "rfc4475__wsinv.dat" => Some(481),
-        "rfc4475__esc01.dat" | "rfc4475__longreq.dat" => Some(480),
+        // Valid INVITEs to numbers no tenant has: 404 naming the number.
+        "rfc4475__esc01.dat" | "rfc4475__longreq.dat" => Some(404),
         "rfc4475__intmeth.dat" | "rfc4475__esc02.dat" => Some(501),
         "rfc4475__escnull.dat" | "rfc4475__dblreq.dat" => Some(401),
         "rfc4475__lwsdisp.dat" | "rfc4475__semiuri.dat" | "rfc4475__transports.dat" => Some(200),
@@ -932,7 +933,7 @@ fn expected_over_udp(name: &str) -> Option<Option<u16>> {
         "rfc4475__scalarlg.dat" | "rfc4475__bigcode.dat" => None,
         // 3.2 and 3.4.
         "rfc4475__badbranch.dat" => Some(200),
-        "rfc4475__inv2543.dat" => Some(480),
+        "rfc4475__inv2543.dat" => Some(404),
         // 3.3 application layer.
         "rfc4475__insuf.dat" | "rfc4475__multi01.dat" | "rfc4475__mcl01.dat" => Some(400),
         "rfc4475__unkscm.dat" | "rfc4475__novelsc.dat" => Some(416),
@@ -951,7 +952,7 @@ fn expected_over_udp(name: &str) -> Option<Option<u16>> {
         "rfc5118__ipv6-correct-abnf-2-colons" | "rfc5118__via-received-param-no-delim" => Some(200),
         // Offers without G.711 audio (G.726 only) are not acceptable here.
         "rfc5118__ipv4-mapped-ipv6" | "rfc5118__ipv6-in-sdp" => Some(488),
-        "rfc5118__mult-ip-in-sdp" => Some(480),
+        "rfc5118__mult-ip-in-sdp" => Some(404),
         "rfc5118__mult-ip-in-header" | "rfc5118__via-received-param-with-delim" => Some(481),
         "rfc5118__ipv6-bad" => Some(400),
         // RFC 5118 4.4: decided in the codec's deviation list (rejected).

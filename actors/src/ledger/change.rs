@@ -40,6 +40,16 @@ pub enum Change {
     },
     /// The cluster's operators, key or API tokens changed.
     Cluster,
+    /// The placement of actors changed (a new epoch).
+    Placement,
+    /// Agents' voice states changed in ways no single agent names (a lost
+    /// call closed by a survivor).
+    Voice(TenantId),
+    /// An activity closed: its record is in the tenant's outbox.
+    ActivityClosed {
+        /// The tenant.
+        tenant: TenantId,
+    },
 }
 
 /// The changes `command` makes when it succeeds.
@@ -120,6 +130,63 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
             tenant: *tenant,
             entry: entry.clone(),
         }],
+        C::SetPlacement { .. } => vec![Change::Placement],
+        C::OfferCall {
+            tenant,
+            entry,
+            user,
+            ..
+        }
+        | C::ReleaseOffer {
+            tenant,
+            entry,
+            user,
+            ..
+        }
+        | C::ConnectCall {
+            tenant,
+            entry,
+            user,
+        }
+        | C::EndCall {
+            tenant,
+            entry,
+            user,
+            ..
+        } => vec![
+            Change::Entry {
+                tenant: *tenant,
+                entry: entry.clone(),
+            },
+            Change::Session {
+                tenant: *tenant,
+                user: *user,
+            },
+        ],
+        C::FinishWrapUp {
+            tenant,
+            entry,
+            user,
+            ..
+        } => vec![
+            Change::Entry {
+                tenant: *tenant,
+                entry: entry.clone(),
+            },
+            Change::Session {
+                tenant: *tenant,
+                user: *user,
+            },
+            Change::ActivityClosed { tenant: *tenant },
+        ],
+        C::CloseActivity { tenant, record } => vec![
+            Change::Entry {
+                tenant: *tenant,
+                entry: record.id.clone(),
+            },
+            Change::Voice(*tenant),
+            Change::ActivityClosed { tenant: *tenant },
+        ],
         C::AssignEntry {
             tenant,
             entry,

@@ -1,5 +1,7 @@
 //! The ledger's commands (imperative) and outcomes.
 
+use super::calls::CallCheckpoint;
+use crate::model::activity::{ActivityRecord, OfferEnd};
 use crate::model::credentials::{PasswordHash, SipSecret};
 use crate::model::directory::{
     BranchSpec, DeviceSpec, NamedSpec, NumberTarget, PauseTypeSpec, TenantSpec,
@@ -280,11 +282,15 @@ pub enum Command {
         user: UserId,
         activity: String,
     },
+    /// A caller enters a queue; a call routed through the node carries its
+    /// checkpoint (where its dialog and media live).
     Enqueue {
         tenant: TenantId,
         queue: QueueId,
         entry: String,
         priority: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<Box<CallCheckpoint>>,
     },
     ChangePriority {
         tenant: TenantId,
@@ -299,6 +305,53 @@ pub enum Command {
     AbandonEntry {
         tenant: TenantId,
         entry: String,
+    },
+    /// The live members actors are placed on, from `epoch` on (the leader
+    /// proposes it when a member's health changes).
+    SetPlacement {
+        epoch: u64,
+        members: std::collections::BTreeSet<u64>,
+    },
+    /// Reserves an agent for a waiting entry (Q4 offer; A6: at most one
+    /// voice offer per agent). Fenced: refused unless `epoch` is current.
+    OfferCall {
+        tenant: TenantId,
+        entry: String,
+        user: UserId,
+        epoch: u64,
+    },
+    /// Ends an unanswered offer (Q4: missed offers, auto-pause, back-off).
+    ReleaseOffer {
+        tenant: TenantId,
+        entry: String,
+        user: UserId,
+        end: OfferEnd,
+    },
+    /// The agent answered: the entry is assigned to it, other offers end.
+    ConnectCall {
+        tenant: TenantId,
+        entry: String,
+        user: UserId,
+    },
+    /// The call ended: after-call work starts; the record waits in it.
+    EndCall {
+        tenant: TenantId,
+        entry: String,
+        user: UserId,
+        record: Box<ActivityRecord>,
+    },
+    /// After-call work is over: the activity closes, its record is written.
+    /// Fenced like an offer.
+    FinishWrapUp {
+        tenant: TenantId,
+        entry: String,
+        user: UserId,
+        epoch: u64,
+    },
+    /// Closes an activity no agent holds (abandoned, refused, lost).
+    CloseActivity {
+        tenant: TenantId,
+        record: Box<ActivityRecord>,
     },
 }
 
@@ -332,6 +385,21 @@ pub enum Outcome {
     Session {
         /// Whether it takes effect after the current activity.
         deferred: bool,
+    },
+    /// An offer ended; `auto_paused` when it made the agent pause (Q4).
+    OfferReleased {
+        /// Whether the agent was paused for missed offers.
+        auto_paused: bool,
+    },
+    /// After-call work runs until `until_ms`.
+    WrapUp {
+        /// When it ends.
+        until_ms: u64,
+    },
+    /// An activity closed; its record has this outbox sequence number.
+    ActivityClosed {
+        /// The record's sequence number in the tenant's outbox.
+        seq: u64,
     },
 }
 

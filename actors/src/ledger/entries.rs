@@ -48,6 +48,12 @@ pub struct QueueEntry {
     pub enqueued_at_ms: u64,
     /// State.
     pub state: EntryState,
+    /// The agents it is offered to now (several for ring-all).
+    #[serde(default)]
+    pub offered_to: std::collections::BTreeSet<UserId>,
+    /// Where the call lives (absent for entries made through the API).
+    #[serde(default)]
+    pub call: Option<Box<super::calls::CallCheckpoint>>,
 }
 
 /// The order key: higher priority first, then earlier arrival.
@@ -91,10 +97,28 @@ impl QueueEntries {
         self.entries.get(entry)
     }
 
-    fn finish(&mut self, entry: &str, state: EntryState) {
+    /// Every entry kept (waiting and recently finished).
+    pub fn all(&self) -> impl Iterator<Item = &QueueEntry> {
+        self.entries.values()
+    }
+
+    /// Records that `user` is (or no longer is) offered `entry`.
+    pub(crate) fn offered(&mut self, entry: &str, user: UserId, on: bool) {
+        if let Some(e) = self.entries.get_mut(entry) {
+            if on {
+                e.offered_to.insert(user);
+            } else {
+                e.offered_to.remove(&user);
+            }
+        }
+    }
+
+    /// Ends an entry's wait; returns the agents it was still offered to.
+    fn finish(&mut self, entry: &str, state: EntryState) -> std::collections::BTreeSet<UserId> {
         let Some(e) = self.entries.get_mut(entry) else {
-            return;
+            return Default::default();
         };
+        let offered = std::mem::take(&mut e.offered_to);
         let key = wait_key(e);
         if let Some(set) = self.waiting.get_mut(&e.queue) {
             set.remove(&key);
@@ -109,6 +133,7 @@ impl QueueEntries {
                 self.entries.remove(&oldest);
             }
         }
+        offered
     }
 
     /// Asserts the order index matches the entries.
@@ -145,6 +170,7 @@ impl TenantState {
         queue: QueueId,
         entry: String,
         priority: Option<u32>,
+        call: Option<Box<super::calls::CallCheckpoint>>,
         now_ms: u64,
     ) -> Checked<Outcome> {
         let config = self
@@ -181,6 +207,8 @@ impl TenantState {
             sequence: self.entries.next_sequence,
             enqueued_at_ms: now_ms,
             state: EntryState::Waiting,
+            offered_to: Default::default(),
+            call,
         };
         self.entries
             .waiting
@@ -228,13 +256,26 @@ impl TenantState {
     pub(crate) fn assign_entry(&mut self, entry: &str, user: UserId) -> Checked<Outcome> {
         self.user(user)?;
         self.waiting_entry(entry)?;
-        self.entries.finish(entry, EntryState::Assigned { user });
+        let offered = self.entries.finish(entry, EntryState::Assigned { user });
+        self.release_voice_offers(entry, offered.into_iter().filter(|u| *u != user));
         Ok(Outcome::Done)
     }
 
     pub(crate) fn abandon_entry(&mut self, entry: &str) -> Checked<Outcome> {
         self.waiting_entry(entry)?;
-        self.entries.finish(entry, EntryState::Abandoned);
+        let offered = self.entries.finish(entry, EntryState::Abandoned);
+        self.release_voice_offers(entry, offered.into_iter());
         Ok(Outcome::Done)
+    }
+
+    /// The agents still offered an entry that stopped waiting are free again.
+    fn release_voice_offers(&mut self, entry: &str, users: impl Iterator<Item = UserId>) {
+        for user in users {
+            if let Some(v) = self.voice.get_mut(&user) {
+                if matches!(&v.voice, super::calls::Voice::Offered { entry: e, .. } if e == entry) {
+                    v.voice = super::calls::Voice::Idle;
+                }
+            }
+        }
     }
 }

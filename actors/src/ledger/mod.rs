@@ -17,6 +17,7 @@
 //! `licences` (L1-L6), `sessions` (A1, A4, A5), `entries` (Q3), `queries`.
 
 mod binding;
+mod calls;
 mod change;
 mod command;
 mod device_table;
@@ -29,6 +30,7 @@ mod sessions;
 mod tenant;
 mod users;
 
+pub use calls::{Activities, AgentVoice, CallCheckpoint, Voice, CLOSED_KEPT, OUTBOX_KEPT};
 pub use change::Change;
 pub use command::{Command, Outcome, Response, TokenOwner};
 pub use entries::{EntryState, QueueEntry};
@@ -79,8 +81,29 @@ pub struct Ledger {
     operators: BTreeMap<OperatorId, Operator>,
     api_tokens: BTreeMap<ApiTokenId, ApiToken>,
     tenants: BTreeMap<TenantId, TenantState>,
+    #[serde(default)]
+    placement: Placement,
     #[serde(skip)]
     changes: change::Pending,
+}
+
+/// Why a write through the cluster gave no outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The ledger refused it (the rule is in the refusal).
+    Refused(Refusal),
+    /// The cluster did not answer (the reason says what failed).
+    Unavailable(String),
+}
+
+/// The live members actors are placed on, and the epoch that fences their
+/// owners' commands (an owner acting on an older epoch is refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Grows by one with every change of `members`.
+    pub epoch: u64,
+    /// Raft members that answer (node ids).
+    pub members: std::collections::BTreeSet<u64>,
 }
 
 impl Ledger {
@@ -230,6 +253,34 @@ impl Ledger {
                 );
                 Ok(Outcome::Created { id: id.0 })
             }
+            C::SetPlacement { epoch, members } => {
+                ensure(
+                    epoch == self.placement.epoch + 1,
+                    RefusalCode::PlacementStale,
+                    || {
+                        format!(
+                            "placement epoch {epoch} does not follow the current {}",
+                            self.placement.epoch
+                        )
+                    },
+                )?;
+                ensure(!members.is_empty(), RefusalCode::CountInvalid, || {
+                    "a placement has at least one member".into()
+                })?;
+                self.placement = Placement { epoch, members };
+                Ok(Outcome::Done)
+            }
+            C::OfferCall { epoch, .. } | C::FinishWrapUp { epoch, .. }
+                if epoch != self.placement.epoch =>
+            {
+                Err(Refusal::new(
+                    RefusalCode::PlacementStale,
+                    format!(
+                        "the actor acted on placement epoch {epoch}, the current one is {}",
+                        self.placement.epoch
+                    ),
+                ))
+            }
             C::RevokeApiToken { token } => {
                 let token = self
                     .api_tokens
@@ -271,7 +322,10 @@ impl Command {
     pub fn tenant(&self) -> Option<TenantId> {
         use Command as C;
         match self {
-            C::Bootstrap { .. } | C::CreateOperator { .. } | C::CreateTenant { .. } => None,
+            C::Bootstrap { .. }
+            | C::CreateOperator { .. }
+            | C::CreateTenant { .. }
+            | C::SetPlacement { .. } => None,
             C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
             C::RenameTenant { tenant, .. }
             | C::CreateBranch { tenant, .. }
@@ -323,7 +377,13 @@ impl Command {
             | C::Enqueue { tenant, .. }
             | C::ChangePriority { tenant, .. }
             | C::AssignEntry { tenant, .. }
-            | C::AbandonEntry { tenant, .. } => Some(*tenant),
+            | C::AbandonEntry { tenant, .. }
+            | C::OfferCall { tenant, .. }
+            | C::ReleaseOffer { tenant, .. }
+            | C::ConnectCall { tenant, .. }
+            | C::EndCall { tenant, .. }
+            | C::FinishWrapUp { tenant, .. }
+            | C::CloseActivity { tenant, .. } => Some(*tenant),
         }
     }
 }

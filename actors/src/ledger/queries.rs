@@ -20,7 +20,12 @@ impl Ledger {
             .find(|t| t.tenant.sip_domain.eq_ignore_ascii_case(domain))
     }
 
-    /// The token signing key, once bootstrapped.
+    /// Where actors are placed (members and epoch).
+    pub fn placement(&self) -> &super::Placement {
+        &self.placement
+    }
+
+    /// The cluster's token signing key, once bootstrapped.
     pub fn signing_key_hex(&self) -> Option<&str> {
         self.signing_key_hex.as_deref()
     }
@@ -193,6 +198,16 @@ impl TenantState {
     /// Callers waiting in `queue`, in service order.
     pub fn waiting(&self, queue: QueueId) -> Vec<&QueueEntry> {
         self.entries.waiting(queue)
+    }
+
+    /// The voice state of every agent that ever had one.
+    pub fn voices(&self) -> impl Iterator<Item = (&UserId, &super::calls::AgentVoice)> {
+        self.voice.iter()
+    }
+
+    /// Closed activities and the outbox of their records.
+    pub fn activities(&self) -> &super::calls::Activities {
+        &self.activities
     }
 
     /// An entry by id.

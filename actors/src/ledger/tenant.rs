@@ -30,6 +30,10 @@ pub struct TenantState {
     pub(crate) licences: Licences,
     pub(crate) sessions: BTreeMap<UserId, AgentSession>,
     pub(crate) entries: QueueEntries,
+    #[serde(default)]
+    pub(crate) voice: super::calls::VoiceTable,
+    #[serde(default)]
+    pub(crate) activities: super::calls::Activities,
 }
 
 impl TenantState {
@@ -47,6 +51,8 @@ impl TenantState {
             licences: Licences::default(),
             sessions: BTreeMap::new(),
             entries: QueueEntries::default(),
+            voice: Default::default(),
+            activities: Default::default(),
         }
     }
 
@@ -143,8 +149,22 @@ impl TenantState {
                 queue,
                 entry,
                 priority,
+                call,
                 ..
-            } => done(self.enqueue(queue, entry, priority, now_ms)),
+            } => done(self.enqueue(queue, entry, priority, call, now_ms)),
+            C::OfferCall { entry, user, .. } => done(self.offer_call(&entry, user, now_ms)),
+            C::ReleaseOffer {
+                entry, user, end, ..
+            } => done(self.release_offer(&entry, user, end, now_ms)),
+            C::ConnectCall { entry, user, .. } => done(self.connect_call(&entry, user, now_ms)),
+            C::EndCall {
+                entry,
+                user,
+                record,
+                ..
+            } => done(self.end_call(&entry, user, *record, now_ms)),
+            C::FinishWrapUp { entry, user, .. } => done(self.finish_wrap_up(&entry, user, now_ms)),
+            C::CloseActivity { record, .. } => done(self.close_activity(*record, now_ms)),
             C::ChangePriority {
                 entry, priority, ..
             } => done(self.change_priority(&entry, priority)),
@@ -176,6 +196,7 @@ impl TenantState {
         self.entries.check_invariants();
         self.devices.check_invariants();
         self.check_bindings();
+        self.check_voice();
         for (user, session) in &self.sessions {
             assert!(
                 self.users.contains_key(user),

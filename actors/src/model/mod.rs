@@ -1,5 +1,6 @@
 //! The domain model: pure data and the validation rules V1-V6.
 
+pub mod activity;
 pub mod credentials;
 pub mod directory;
 pub mod ids;

@@ -149,6 +149,19 @@ pub struct OpeningRange {
     pub close_minute: u16,
 }
 
+/// How a queue answers its callers while they wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerMode {
+    /// 200 at once; music and announcements play in the answered call.
+    #[default]
+    Answer,
+    /// 183 with early media; the 200 goes when an agent answers (the
+    /// caller's carrier does not bill the wait).
+    EarlyMedia,
+}
+
 /// Recording of calls (C3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -246,6 +259,9 @@ pub struct QueueSpec {
     /// After-call work limit (A4), 0..=3600 s.
     #[serde(default)]
     pub wrap_up_s: u32,
+    /// 200 at once or 183 with early media while waiting.
+    #[serde(default)]
+    pub answer: AnswerMode,
     /// Recording (C3).
     #[serde(default)]
     pub recording: RecordingMode,

@@ -113,6 +113,10 @@ refusal_codes! {
     EntryNotWaiting => ("Q3", Conflict),
     EntryAlreadyAssigned => ("Q3", Conflict),
     PriorityInvalid => ("Q3", Invalid),
+    AgentBusy => ("A6", Conflict),
+    AgentUnavailable => ("A4", Conflict),
+    ActivityClosed => ("C4", Conflict),
+    PlacementStale => ("Q3", Conflict),
     TokenNameInvalid => ("U4", Invalid),
 }
 

@@ -71,6 +71,7 @@ pub async fn enqueue(
 ) -> Result<Json<Outcome>, Problem> {
     caller.require(tenant, Area::Entries, Mode::Write)?;
     let command = Command::Enqueue {
+        call: None,
         tenant,
         queue,
         entry: b.entry,

@@ -29,6 +29,8 @@ pub struct DemoArgs {
     pub ws_addr: String,
     /// `[sip]` settings as `key=value`.
     pub sip_options: Vec<String>,
+    /// The relay's RTP port range, `FIRST-LAST`.
+    pub rtp_ports: String,
 }
 
 /// A panel login of the demo.
@@ -118,7 +120,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }],
         raft: RaftSection::default(),
         operator: None,
-        media: None,
+        media: Some(media_section(&args.sip_addr, &args.rtp_ports)?),
+        media_nodes: Vec::new(),
     };
     config.validate("carillon demo")?;
     let operator = OperatorCredentials {
@@ -154,6 +157,28 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     shutdown_signal().await?;
     node.stop().await;
     Ok(())
+}
+
+/// The demo's in-process relay: on the SIP address's IP, over `ports`.
+fn media_section(sip_addr: &str, ports: &str) -> Result<crate::config::MediaSection> {
+    let ip = sip_addr
+        .rsplit_once(':')
+        .map(|(ip, _)| ip.trim_start_matches('[').trim_end_matches(']'))
+        .context("--sip-addr is HOST:PORT")?;
+    let (first, last) = ports
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+        .filter(|(a, b)| a < b)
+        .with_context(|| format!("--rtp-ports {ports:?} is not FIRST-LAST"))?;
+    Ok(crate::config::MediaSection {
+        bind_ip: ip.to_string(),
+        advertised_ip: None,
+        first_port: first,
+        last_port: last,
+        control_addr: None,
+        recordings_dir: None,
+        wake_coalesce_us: None,
+    })
 }
 
 /// The `[sip]` section of the demo: WebSocket on `ws_addr`, plus

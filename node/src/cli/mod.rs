@@ -52,6 +52,10 @@ pub enum Command {
         /// configuration file (for example `ban_s=30`); repeatable.
         #[arg(long = "sip-option", value_name = "KEY=VALUE")]
         sip_options: Vec<String>,
+        /// The media relay's RTP port range (FIRST-LAST); it binds to the
+        /// SIP address's IP.
+        #[arg(long, default_value = "30000-39999")]
+        rtp_ports: String,
         /// Log line format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -85,6 +89,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 sip_addr,
                 ws_addr,
                 sip_options,
+                rtp_ports,
                 log_format,
             } => {
                 logging::init(log_format);
@@ -95,6 +100,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     sip_addr,
                     ws_addr,
                     sip_options,
+                    rtp_ports,
                 })
                 .await
             }

@@ -1,0 +1,900 @@
+//! The call machine of an inbound queue call (C1, C2, C4, Q3, Q4), sans-IO.
+//!
+//! One per call, on the node whose SIP edge holds the caller's dialog. It
+//! sets up the call's media session on a relay (the caller's leg answered,
+//! the agents' leg offered), answers the caller (200, or 183 with early
+//! media, per the queue), plays music on hold, enters the queue in the
+//! ledger with the call's checkpoint, and then follows the offers: forks to
+//! agents' devices are placed by the nodes that hold their registrations,
+//! the first answer wins (every other fork is hung up: CANCEL, or BYE after
+//! a late 2xx), the ledger assigns the entry to the winner, the relay
+//! bridges the two legs. A hang-up on either side ends both; the activity
+//! record is written once, by the ledger: at the end of after-call work for
+//! a call an agent took, at once for one that never reached an agent.
+//!
+//! Invariants: at most one fork wins; no fork stays up once the call has a
+//! winner or has ended; the machine asks the ledger to close the activity
+//! (or to start after-call work) exactly once; nothing is output after
+//! [`CallOutput::Stop`].
+
+use std::collections::BTreeMap;
+
+use crate::ledger::{CallCheckpoint, Command, Outcome, WriteError};
+use crate::messages::{
+    Address, AgentMsg, CallMsg, CallRef, EdgeRequest, EntryInfo, Envelope, LegNotice, LegRef,
+    LegRequest, Message, QueueMsg,
+};
+use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment};
+use crate::model::queue::{AnswerMode, QueueSpec};
+use crate::model::{DeviceId, QueueId, TenantId, UserId};
+
+/// The relay's name of the caller's leg.
+pub const CALLER_LEG: &str = "caller";
+/// The relay's name of the agents' leg.
+pub const AGENT_LEG: &str = "agent";
+/// Music on hold when a queue names none.
+pub const DEFAULT_MUSIC: &str = "moh-default";
+
+/// What the call glue knows when it hands a call to a call actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSetup {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The call's id (entry, activity and media session id).
+    pub call: String,
+    /// This node.
+    pub node: u64,
+    /// The caller's inbound leg on this node.
+    pub leg: u64,
+    /// The caller's SIP Call-ID.
+    pub sip_call_id: String,
+    /// The caller's number.
+    pub caller: String,
+    /// The number dialled.
+    pub called: String,
+    /// The caller's SDP offer.
+    pub offer_sdp: String,
+    /// The queue.
+    pub queue: QueueId,
+    /// Its settings.
+    pub spec: QueueSpec,
+    /// When the INVITE arrived, ms since the epoch.
+    pub arrived_at_ms: u64,
+    /// The relay chosen for the call (its control address, or `local`).
+    pub relay: String,
+}
+
+/// What to ask of the media relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaRequest {
+    /// Create the call's session.
+    Create,
+    /// Add or update a leg; with the remote SDP the answer is the relay's
+    /// answer, without it the relay's offer.
+    SetLeg {
+        /// Leg name.
+        leg: &'static str,
+        /// The remote side's SDP.
+        remote_sdp: Option<String>,
+    },
+    /// Loop a music-on-hold prompt to a leg.
+    Music {
+        /// Leg name.
+        leg: &'static str,
+        /// Prompt name.
+        prompt: String,
+    },
+    /// Stop what plays to a leg.
+    StopPlay {
+        /// Leg name.
+        leg: &'static str,
+    },
+    /// Remove the session.
+    Remove,
+}
+
+/// A successful media answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaReply {
+    /// Done.
+    Done,
+    /// The relay's SDP for a leg.
+    Sdp(String),
+}
+
+/// What a media request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaStep {
+    /// Creating the session.
+    Create,
+    /// The caller's leg (the answer to the caller).
+    CallerLeg,
+    /// The agents' leg (the offer for agents).
+    AgentOffer,
+    /// The winning agent's answer.
+    AgentAnswer,
+    /// Music on hold.
+    Music,
+    /// Stopping the music.
+    StopMusic,
+    /// Removing the session.
+    Remove,
+}
+
+/// What a ledger write was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOp {
+    /// Entering the queue.
+    Enqueue,
+    /// Assigning the entry to the agent of a fork.
+    Connect {
+        /// The agent.
+        agent: UserId,
+        /// Its answered fork.
+        leg: LegRef,
+    },
+    /// After-call work starts.
+    EndCall {
+        /// The agent.
+        agent: UserId,
+    },
+    /// Closing an activity no agent holds.
+    Close,
+}
+
+/// An input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallInput {
+    /// Begin.
+    Start,
+    /// The relay answered.
+    Media {
+        /// What for.
+        step: MediaStep,
+        /// Its answer (`Err` with the reason).
+        result: Result<MediaReply, String>,
+    },
+    /// The ledger answered.
+    Ledger {
+        /// What for.
+        op: CallOp,
+        /// Its answer.
+        result: Result<Outcome, WriteError>,
+    },
+    /// A message.
+    Message(CallMsg),
+}
+
+/// An output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutput {
+    /// Ask the relay.
+    Media {
+        /// What for (comes back with the answer).
+        step: MediaStep,
+        /// The request.
+        request: MediaRequest,
+    },
+    /// Write to the ledger.
+    Ledger {
+        /// What for.
+        op: CallOp,
+        /// The command.
+        command: Box<Command>,
+    },
+    /// Ask a node's SIP edge.
+    Edge {
+        /// The node.
+        node: u64,
+        /// The request.
+        request: EdgeRequest,
+    },
+    /// Send a message to another actor.
+    Send(Envelope),
+    /// The call is over; the actor stops.
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Setup,
+    Enqueuing,
+    Waiting,
+    Connecting,
+    Connected,
+    Ending,
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fork {
+    agent: UserId,
+    device: DeviceId,
+    live: bool,
+}
+
+/// The call machine.
+#[derive(Debug, Clone)]
+pub struct CallMachine {
+    setup: CallSetup,
+    phase: Phase,
+    caller_answer: Option<String>,
+    agent_offer: Option<String>,
+    caller_answered: bool,
+    caller_live: bool,
+    enqueued_at_ms: Option<u64>,
+    entry_sequence: u64,
+    forks: BTreeMap<LegRef, Fork>,
+    /// Agents offered and since when.
+    offers: BTreeMap<UserId, u64>,
+    winner: Option<(UserId, LegRef)>,
+    connected_at_ms: Option<u64>,
+    segments: Vec<Segment>,
+    closing_asked: bool,
+    refusal: Option<(u16, String)>,
+    bridge_failed: bool,
+}
+
+fn fork_end(notice: &LegNotice) -> OfferEnd {
+    match notice {
+        LegNotice::Ended { reason, status } => match (reason.as_str(), status) {
+            ("rejected", Some(486 | 600)) => OfferEnd::Busy,
+            ("rejected", Some(603)) => OfferEnd::Rejected,
+            ("rejected", Some(408 | 480 | 487)) => OfferEnd::NoAnswer,
+            ("local_hangup", _) => OfferEnd::Cancelled,
+            ("transport_failed", _) => OfferEnd::Unreachable,
+            _ => OfferEnd::Failed,
+        },
+        _ => OfferEnd::Failed,
+    }
+}
+
+impl CallMachine {
+    /// A machine for a call the glue accepted.
+    pub fn new(setup: CallSetup) -> Self {
+        CallMachine {
+            setup,
+            phase: Phase::Setup,
+            caller_answer: None,
+            agent_offer: None,
+            caller_answered: false,
+            caller_live: true,
+            enqueued_at_ms: None,
+            entry_sequence: 0,
+            forks: BTreeMap::new(),
+            offers: BTreeMap::new(),
+            winner: None,
+            connected_at_ms: None,
+            segments: Vec::new(),
+            closing_asked: false,
+            refusal: None,
+            bridge_failed: false,
+        }
+    }
+
+    fn me(&self) -> CallRef {
+        CallRef {
+            node: self.setup.node,
+            call: self.setup.call.clone(),
+        }
+    }
+
+    fn caller_leg(&self) -> LegRef {
+        LegRef {
+            node: self.setup.node,
+            leg: self.setup.leg,
+        }
+    }
+
+    fn edge_leg(&self, request: LegRequest, out: &mut Vec<CallOutput>) {
+        out.push(CallOutput::Edge {
+            node: self.setup.node,
+            request: EdgeRequest::Leg(Box::new(request)),
+        });
+    }
+
+    fn send(&self, to: Address, message: Message, out: &mut Vec<CallOutput>) {
+        out.push(CallOutput::Send(Envelope {
+            to,
+            message,
+            hops: 0,
+        }));
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, now_ms: u64, input: CallInput) -> Vec<CallOutput> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Done {
+            return out;
+        }
+        match input {
+            CallInput::Start => out.push(CallOutput::Media {
+                step: MediaStep::Create,
+                request: MediaRequest::Create,
+            }),
+            CallInput::Media { step, result } => self.on_media(now_ms, step, result, &mut out),
+            CallInput::Ledger { op, result } => self.on_ledger(now_ms, op, result, &mut out),
+            CallInput::Message(m) => self.on_message(now_ms, m, &mut out),
+        }
+        self.check_invariants();
+        out
+    }
+
+    fn on_media(
+        &mut self,
+        now_ms: u64,
+        step: MediaStep,
+        result: Result<MediaReply, String>,
+        out: &mut Vec<CallOutput>,
+    ) {
+        match (step, result) {
+            (MediaStep::Create, Ok(_)) => out.push(CallOutput::Media {
+                step: MediaStep::CallerLeg,
+                request: MediaRequest::SetLeg {
+                    leg: CALLER_LEG,
+                    remote_sdp: Some(self.setup.offer_sdp.clone()),
+                },
+            }),
+            (MediaStep::CallerLeg, Ok(MediaReply::Sdp(sdp))) => {
+                self.caller_answer = Some(sdp);
+                out.push(CallOutput::Media {
+                    step: MediaStep::AgentOffer,
+                    request: MediaRequest::SetLeg {
+                        leg: AGENT_LEG,
+                        remote_sdp: None,
+                    },
+                });
+            }
+            (MediaStep::AgentOffer, Ok(MediaReply::Sdp(sdp))) => {
+                self.agent_offer = Some(sdp);
+                if !self.caller_live {
+                    self.finish(now_ms, out);
+                    return;
+                }
+                let answer = self.caller_answer.clone().unwrap_or_default();
+                let leg = self.setup.leg;
+                match self.setup.spec.answer {
+                    AnswerMode::Answer => {
+                        self.caller_answered = true;
+                        self.edge_leg(LegRequest::Answer { leg, sdp: answer }, out);
+                    }
+                    AnswerMode::EarlyMedia => self.edge_leg(
+                        LegRequest::Progress {
+                            leg,
+                            status: 183,
+                            sdp: Some(answer),
+                        },
+                        out,
+                    ),
+                }
+                let prompt = self
+                    .setup
+                    .spec
+                    .music_on_hold
+                    .as_deref()
+                    .filter(|m| *m != "default")
+                    .map(|m| format!("moh-{m}"))
+                    .unwrap_or_else(|| DEFAULT_MUSIC.to_string());
+                out.push(CallOutput::Media {
+                    step: MediaStep::Music,
+                    request: MediaRequest::Music {
+                        leg: CALLER_LEG,
+                        prompt,
+                    },
+                });
+                self.phase = Phase::Enqueuing;
+                self.enqueued_at_ms = Some(now_ms);
+                out.push(CallOutput::Ledger {
+                    op: CallOp::Enqueue,
+                    command: Box::new(Command::Enqueue {
+                        tenant: self.setup.tenant,
+                        queue: self.setup.queue,
+                        entry: self.setup.call.clone(),
+                        priority: None,
+                        call: Some(Box::new(self.checkpoint())),
+                    }),
+                });
+            }
+            (MediaStep::AgentAnswer, Err(reason)) => {
+                // The winner's media cannot be bridged: the call fails once
+                // the ledger has answered the connection.
+                self.refusal = Some((
+                    500,
+                    format!("the relay refused the agent's answer: {reason}"),
+                ));
+                self.bridge_failed = true;
+            }
+            (MediaStep::Create | MediaStep::CallerLeg | MediaStep::AgentOffer, result) => {
+                let reason = match result {
+                    Err(e) => e,
+                    Ok(other) => format!("unexpected answer {other:?}"),
+                };
+                let (status, text) =
+                    if reason.contains("NO_COMMON_CODEC") || reason.contains("BAD_SDP") {
+                        (
+                            488,
+                            format!("Not Acceptable Here - the relay refused the offer: {reason}"),
+                        )
+                    } else {
+                        (
+                            503,
+                            format!("Service Unavailable - no media relay for the call: {reason}"),
+                        )
+                    };
+                self.refusal = Some((status, text));
+                self.finish(now_ms, out);
+            }
+            // Music, its stop, the agent's answer and the removal need no step.
+            _ => {}
+        }
+    }
+
+    fn checkpoint(&self) -> CallCheckpoint {
+        CallCheckpoint {
+            node: self.setup.node,
+            leg: self.setup.leg,
+            sip_call_id: self.setup.sip_call_id.clone(),
+            caller: self.setup.caller.clone(),
+            called: self.setup.called.clone(),
+            media_session: self.setup.call.clone(),
+            relay: self.setup.relay.clone(),
+            agent_offer_sdp: self.agent_offer.clone().unwrap_or_default(),
+            arrived_at_ms: self.setup.arrived_at_ms,
+        }
+    }
+
+    fn entry_info(&self) -> EntryInfo {
+        EntryInfo {
+            tenant: self.setup.tenant,
+            queue: self.setup.queue,
+            entry: self.setup.call.clone(),
+            priority: self.setup.spec.default_priority,
+            sequence: self.entry_sequence,
+            enqueued_at_ms: self.enqueued_at_ms.unwrap_or(self.setup.arrived_at_ms),
+            call: self.checkpoint(),
+        }
+    }
+
+    fn on_ledger(
+        &mut self,
+        now_ms: u64,
+        op: CallOp,
+        result: Result<Outcome, WriteError>,
+        out: &mut Vec<CallOutput>,
+    ) {
+        match op {
+            CallOp::Enqueue => match result {
+                Ok(_) => {
+                    self.phase = Phase::Waiting;
+                    self.send(
+                        Address::queue(self.setup.tenant, self.setup.queue),
+                        Message::Queue(QueueMsg::Enqueued(Box::new(self.entry_info()))),
+                        out,
+                    );
+                    if !self.caller_live {
+                        self.finish(now_ms, out);
+                    }
+                }
+                Err(error) => {
+                    self.enqueued_at_ms = None;
+                    self.refusal = Some(match error {
+                        WriteError::Refused(r)
+                            if r.code == crate::model::RefusalCode::QueueFull =>
+                        {
+                            (486, format!("Busy Here - {}: {}", r.code.rule(), r.message))
+                        }
+                        WriteError::Refused(r) => (
+                            480,
+                            format!("Temporarily Unavailable - {}: {}", r.code.rule(), r.message),
+                        ),
+                        WriteError::Unavailable(reason) => (
+                            503,
+                            format!("Service Unavailable - the cluster did not answer: {reason}"),
+                        ),
+                    });
+                    self.finish(now_ms, out);
+                }
+            },
+            CallOp::Connect { agent, leg } => match result {
+                Ok(_) => {
+                    self.phase = Phase::Connected;
+                    self.connected_at_ms = Some(now_ms);
+                    self.close_offer(agent, OfferEnd::Answered, now_ms);
+                    let others: Vec<UserId> = self.offers.keys().copied().collect();
+                    for other in others {
+                        self.close_offer(other, OfferEnd::Cancelled, now_ms);
+                        self.send(
+                            Address::agent(self.setup.tenant, other),
+                            Message::Agent(AgentMsg::CallEnded {
+                                entry: self.setup.call.clone(),
+                                end: Some(OfferEnd::Cancelled),
+                            }),
+                            out,
+                        );
+                    }
+                    self.send(
+                        Address::agent(self.setup.tenant, agent),
+                        Message::Agent(AgentMsg::Connected {
+                            entry: self.setup.call.clone(),
+                        }),
+                        out,
+                    );
+                    self.send(
+                        Address::queue(self.setup.tenant, self.setup.queue),
+                        Message::Queue(QueueMsg::Gone {
+                            entry: self.setup.call.clone(),
+                        }),
+                        out,
+                    );
+                    if !self.caller_live
+                        || self.bridge_failed
+                        || !self.forks.get(&leg).is_some_and(|f| f.live)
+                    {
+                        self.finish(now_ms, out);
+                    }
+                }
+                Err(_) => {
+                    // The offer was released meanwhile (a ring timeout that
+                    // crossed the answer), or the caller left: not this agent.
+                    self.winner = None;
+                    self.hang_up_fork(leg, out);
+                    self.phase = Phase::Waiting;
+                    if !self.caller_live || self.bridge_failed {
+                        self.finish(now_ms, out);
+                    }
+                }
+            },
+            CallOp::EndCall { .. } | CallOp::Close => {
+                self.phase = Phase::Done;
+                out.push(CallOutput::Media {
+                    step: MediaStep::Remove,
+                    request: MediaRequest::Remove,
+                });
+                out.push(CallOutput::Stop);
+            }
+        }
+    }
+
+    fn close_offer(&mut self, agent: UserId, result: OfferEnd, now_ms: u64) {
+        if let Some(from_ms) = self.offers.remove(&agent) {
+            self.segments.push(Segment::Offer {
+                agent,
+                from_ms,
+                to_ms: now_ms,
+                result,
+            });
+        }
+    }
+
+    fn hang_up_fork(&mut self, leg: LegRef, out: &mut Vec<CallOutput>) {
+        if let Some(f) = self.forks.get_mut(&leg) {
+            if f.live {
+                f.live = false;
+                out.push(CallOutput::Edge {
+                    node: leg.node,
+                    request: EdgeRequest::Hangup { leg: leg.leg },
+                });
+            }
+        }
+    }
+
+    fn on_message(&mut self, now_ms: u64, message: CallMsg, out: &mut Vec<CallOutput>) {
+        match message {
+            CallMsg::Offered { agent } => {
+                if matches!(self.phase, Phase::Waiting | Phase::Enqueuing) {
+                    self.offers.entry(agent).or_insert(now_ms);
+                }
+            }
+            CallMsg::Forked { leg, agent, device } => {
+                let wanted =
+                    matches!(self.phase, Phase::Waiting) && self.offers.contains_key(&agent);
+                self.forks.insert(
+                    leg,
+                    Fork {
+                        agent,
+                        device,
+                        live: true,
+                    },
+                );
+                if !wanted {
+                    // Too late: the call has a winner, ended, or the offer is over.
+                    self.hang_up_fork(leg, out);
+                }
+            }
+            CallMsg::StopRinging { agent, end } => {
+                let legs: Vec<LegRef> = self
+                    .forks
+                    .iter()
+                    .filter(|(_, f)| f.agent == agent && f.live)
+                    .map(|(l, _)| *l)
+                    .collect();
+                if self.winner.map(|(a, _)| a) == Some(agent) {
+                    return; // its answer is being connected
+                }
+                for leg in legs {
+                    self.hang_up_fork(leg, out);
+                }
+                self.close_offer(agent, end, now_ms);
+            }
+            CallMsg::Leg { leg, event } if leg == self.caller_leg() => {
+                if let LegNotice::Ended { .. } = event {
+                    self.caller_live = false;
+                    match self.phase {
+                        Phase::Waiting | Phase::Connected => self.finish(now_ms, out),
+                        // Finished when the current step answers.
+                        Phase::Setup | Phase::Enqueuing | Phase::Connecting => {}
+                        Phase::Ending | Phase::Done => {}
+                    }
+                }
+            }
+            CallMsg::Leg { leg, event } => self.on_fork(now_ms, leg, event, out),
+            CallMsg::Timer { .. } => {}
+        }
+    }
+
+    fn on_fork(&mut self, now_ms: u64, leg: LegRef, event: LegNotice, out: &mut Vec<CallOutput>) {
+        let Some(fork) = self.forks.get(&leg).cloned() else {
+            return;
+        };
+        match event {
+            LegNotice::Answered { sdp } => {
+                if self.winner.is_some() || self.phase != Phase::Waiting || !fork.live {
+                    // A second answer (ring-all), or too late: BYE it.
+                    if let Some(f) = self.forks.get_mut(&leg) {
+                        f.live = true;
+                    }
+                    self.hang_up_fork(leg, out);
+                    return;
+                }
+                self.winner = Some((fork.agent, leg));
+                self.phase = Phase::Connecting;
+                let others: Vec<LegRef> = self
+                    .forks
+                    .iter()
+                    .filter(|(l, f)| **l != leg && f.live)
+                    .map(|(l, _)| *l)
+                    .collect();
+                for other in others {
+                    self.hang_up_fork(other, out);
+                }
+                out.push(CallOutput::Media {
+                    step: MediaStep::AgentAnswer,
+                    request: MediaRequest::SetLeg {
+                        leg: AGENT_LEG,
+                        remote_sdp: sdp,
+                    },
+                });
+                out.push(CallOutput::Media {
+                    step: MediaStep::StopMusic,
+                    request: MediaRequest::StopPlay { leg: CALLER_LEG },
+                });
+                if !self.caller_answered {
+                    self.caller_answered = true;
+                    let sdp = self.caller_answer.clone().unwrap_or_default();
+                    self.edge_leg(
+                        LegRequest::Answer {
+                            leg: self.setup.leg,
+                            sdp,
+                        },
+                        out,
+                    );
+                }
+                out.push(CallOutput::Ledger {
+                    op: CallOp::Connect {
+                        agent: fork.agent,
+                        leg,
+                    },
+                    command: Box::new(Command::ConnectCall {
+                        tenant: self.setup.tenant,
+                        entry: self.setup.call.clone(),
+                        user: fork.agent,
+                    }),
+                });
+            }
+            LegNotice::Ended { .. } => {
+                if let Some(f) = self.forks.get_mut(&leg) {
+                    f.live = false;
+                }
+                if self.winner.map(|(_, l)| l) == Some(leg) {
+                    match self.phase {
+                        Phase::Connected => self.finish(now_ms, out),
+                        // Finished when the connection's answer comes.
+                        Phase::Connecting => {}
+                        _ => {}
+                    }
+                    return;
+                }
+                if self.offers.contains_key(&fork.agent) && self.phase == Phase::Waiting {
+                    self.send(
+                        Address::agent(self.setup.tenant, fork.agent),
+                        Message::Agent(AgentMsg::ForkEnded {
+                            entry: self.setup.call.clone(),
+                            device: fork.device,
+                            end: fork_end(&event),
+                        }),
+                        out,
+                    );
+                }
+            }
+            LegNotice::Progress { .. } | LegNotice::Confirmed | LegNotice::Info { .. } => {}
+        }
+    }
+
+    /// Ends the call: every leg down, the ledger told once.
+    fn finish(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
+        if self.closing_asked {
+            return;
+        }
+        self.closing_asked = true;
+        self.phase = Phase::Ending;
+        let live: Vec<LegRef> = self
+            .forks
+            .iter()
+            .filter(|(_, f)| f.live)
+            .map(|(l, _)| *l)
+            .collect();
+        for leg in live {
+            self.hang_up_fork(leg, out);
+        }
+        if self.caller_live {
+            self.caller_live = false;
+            match self.refusal.clone() {
+                Some((status, reason)) if !self.caller_answered => self.edge_leg(
+                    LegRequest::Reject {
+                        leg: self.setup.leg,
+                        status,
+                        reason,
+                    },
+                    out,
+                ),
+                _ => out.push(CallOutput::Edge {
+                    node: self.setup.node,
+                    request: EdgeRequest::Hangup {
+                        leg: self.setup.leg,
+                    },
+                }),
+            }
+        }
+        let connected = self.connected_at_ms.and(self.winner.map(|(a, _)| a));
+        let offered: Vec<UserId> = self.offers.keys().copied().collect();
+        for agent in offered {
+            self.close_offer(agent, OfferEnd::Cancelled, now_ms);
+            if Some(agent) != connected {
+                self.send(
+                    Address::agent(self.setup.tenant, agent),
+                    Message::Agent(AgentMsg::CallEnded {
+                        entry: self.setup.call.clone(),
+                        end: Some(OfferEnd::Cancelled),
+                    }),
+                    out,
+                );
+            }
+        }
+        let record = self.record(now_ms, connected);
+        match connected {
+            Some(agent) => {
+                out.push(CallOutput::Ledger {
+                    op: CallOp::EndCall { agent },
+                    command: Box::new(Command::EndCall {
+                        tenant: self.setup.tenant,
+                        entry: self.setup.call.clone(),
+                        user: agent,
+                        record: Box::new(record),
+                    }),
+                });
+                self.send(
+                    Address::agent(self.setup.tenant, agent),
+                    Message::Agent(AgentMsg::CallEnded {
+                        entry: self.setup.call.clone(),
+                        end: None,
+                    }),
+                    out,
+                );
+            }
+            None => {
+                if self.enqueued_at_ms.is_some() {
+                    self.send(
+                        Address::queue(self.setup.tenant, self.setup.queue),
+                        Message::Queue(QueueMsg::Gone {
+                            entry: self.setup.call.clone(),
+                        }),
+                        out,
+                    );
+                }
+                out.push(CallOutput::Ledger {
+                    op: CallOp::Close,
+                    command: Box::new(Command::CloseActivity {
+                        tenant: self.setup.tenant,
+                        record: Box::new(record),
+                    }),
+                });
+            }
+        }
+    }
+
+    fn record(&self, now_ms: u64, agent: Option<UserId>) -> ActivityRecord {
+        let mut segments = Vec::new();
+        if let Some(from_ms) = self.enqueued_at_ms {
+            segments.push(Segment::Queue {
+                queue: self.setup.queue,
+                from_ms,
+                to_ms: self.connected_at_ms.unwrap_or(now_ms),
+                reason: if self.connected_at_ms.is_some() {
+                    "answered".into()
+                } else {
+                    "abandoned".into()
+                },
+            });
+        }
+        segments.extend(self.segments.iter().cloned());
+        if let (Some(agent), Some(from_ms)) = (agent, self.connected_at_ms) {
+            segments.push(Segment::Agent {
+                agent,
+                from_ms,
+                to_ms: now_ms,
+            });
+        }
+        let outcome = match (&self.refusal, agent) {
+            (_, Some(_)) => ActivityOutcome::Answered,
+            (Some((status, reason)), None) => ActivityOutcome::Refused {
+                status: *status,
+                reason: reason.clone(),
+            },
+            (None, None) => ActivityOutcome::Abandoned,
+        };
+        let mut record = ActivityRecord {
+            id: self.setup.call.clone(),
+            direction: Direction::Inbound,
+            queue: Some(self.setup.queue),
+            agent,
+            caller: self.setup.caller.clone(),
+            called: self.setup.called.clone(),
+            started_at_ms: self.setup.arrived_at_ms,
+            connected_at_ms: self.connected_at_ms,
+            ended_at_ms: now_ms,
+            closed_at_ms: now_ms,
+            waiting_ms: 0,
+            interaction_ms: 0,
+            processing_ms: 0,
+            outcome,
+            segments,
+            node: self.setup.node,
+        };
+        record.compute_times(self.enqueued_at_ms.unwrap_or(self.setup.arrived_at_ms));
+        record
+    }
+
+    /// The agent that was connected, if any.
+    pub fn connected_agent(&self) -> Option<UserId> {
+        self.connected_at_ms.and(self.winner.map(|(a, _)| a))
+    }
+
+    /// The call's reference.
+    pub fn call_ref(&self) -> CallRef {
+        self.me()
+    }
+
+    /// Panics if the machine's state is inconsistent (a bug here).
+    pub fn check_invariants(&self) {
+        if let Some((agent, leg)) = self.winner {
+            assert_eq!(
+                self.forks.get(&leg).map(|f| f.agent),
+                Some(agent),
+                "the winner is one of the forks"
+            );
+            let other_live = self
+                .forks
+                .iter()
+                .filter(|(l, f)| **l != leg && f.live)
+                .count();
+            assert_eq!(other_live, 0, "no other fork stays up once a fork won");
+        }
+        if matches!(self.phase, Phase::Ending | Phase::Done) {
+            assert!(
+                self.forks.values().all(|f| !f.live),
+                "an ended call has no fork up"
+            );
+            assert!(self.closing_asked, "an ended call told the ledger");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The call actor of an inbound queue call: [`machine`] (sans-IO); its
+//! ractor shell is in `crate::shell`.
+
+pub mod machine;
+
+pub use machine::{
+    CallInput, CallMachine, CallOp, CallOutput, CallSetup, MediaReply, MediaRequest, MediaStep,
+    AGENT_LEG, CALLER_LEG, DEFAULT_MUSIC,
+};

@@ -1,0 +1,221 @@
+//! The agents of one queue, indexed by what each strategy orders by.
+//!
+//! Invariant: every ordered set holds exactly one key per available agent,
+//! built from that agent's current fields, and no key of an unavailable or
+//! removed agent ([`QueueIndex::check_invariants`]).
+
+use super::AgentInfo;
+use crate::model::UserId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Included, Unbounded};
+
+/// What an ordered strategy ranks available agents by; ties by `UserId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ranking {
+    /// `order`, lower first (linear).
+    Order,
+    /// `idle_since_ms`, earlier first (longest-idle).
+    Idle,
+    /// `last_offered_ms`, never offered first, then earlier (least-recent).
+    LastOffered,
+    /// `calls_taken`, fewer first (fewest-calls).
+    Calls,
+    /// `talk_time_ms`, less first (least-talk-time).
+    TalkTime,
+}
+
+/// The agents of one queue. Every change costs O(log n).
+#[derive(Debug, Clone, Default)]
+pub struct QueueIndex {
+    agents: BTreeMap<UserId, AgentInfo>,
+    available: BTreeSet<UserId>,
+    by_order: BTreeSet<(u32, UserId)>,
+    by_idle: BTreeSet<(u64, UserId)>,
+    by_last_offered: BTreeSet<(Option<u64>, UserId)>,
+    by_calls: BTreeSet<(u64, UserId)>,
+    by_talk_time: BTreeSet<(u64, UserId)>,
+    /// Round-robin memory: the member-order position of the last agent
+    /// chosen. A position, not an agent, so it survives that agent leaving.
+    cursor: Option<(u32, UserId)>,
+}
+
+impl QueueIndex {
+    /// An index with no agents and no round-robin memory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `agent` or replaces the entry with its `user`; returns the
+    /// replaced entry. O(log n).
+    pub fn upsert(&mut self, agent: AgentInfo) -> Option<AgentInfo> {
+        let previous = self.remove(agent.user);
+        if agent.available {
+            let user = agent.user;
+            self.available.insert(user);
+            self.by_order.insert((agent.order, user));
+            self.by_idle.insert((agent.idle_since_ms, user));
+            self.by_last_offered.insert((agent.last_offered_ms, user));
+            self.by_calls.insert((agent.calls_taken, user));
+            self.by_talk_time.insert((agent.talk_time_ms, user));
+        }
+        self.agents.insert(agent.user, agent);
+        previous
+    }
+
+    /// Removes `user`; returns its entry. The round-robin memory keeps its
+    /// position. O(log n).
+    pub fn remove(&mut self, user: UserId) -> Option<AgentInfo> {
+        let agent = self.agents.remove(&user)?;
+        if agent.available {
+            self.available.remove(&user);
+            self.by_order.remove(&(agent.order, user));
+            self.by_idle.remove(&(agent.idle_since_ms, user));
+            self.by_last_offered.remove(&(agent.last_offered_ms, user));
+            self.by_calls.remove(&(agent.calls_taken, user));
+            self.by_talk_time.remove(&(agent.talk_time_ms, user));
+        }
+        Some(agent)
+    }
+
+    /// The entry of `user`.
+    pub fn get(&self, user: UserId) -> Option<&AgentInfo> {
+        self.agents.get(&user)
+    }
+
+    /// Available agents (whatever their back-off or skills), in `UserId`
+    /// order.
+    pub fn available(&self) -> impl Iterator<Item = &AgentInfo> + '_ {
+        self.available.iter().map(|user| self.agent(*user))
+    }
+
+    /// Number of agents, available or not.
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Whether the index has no agents.
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    /// Records that `user` was chosen (offered a call): round-robin routing
+    /// continues after its current `order`. Call it when making an offer,
+    /// whatever the strategy. Returns false, leaving the memory alone, when
+    /// `user` is not in the index.
+    pub fn chosen(&mut self, user: UserId) -> bool {
+        match self.agents.get(&user) {
+            Some(agent) => {
+                self.cursor = Some((agent.order, user));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The agent last recorded by [`QueueIndex::chosen`], if any.
+    pub fn last_chosen(&self) -> Option<UserId> {
+        self.cursor.map(|(_, user)| user)
+    }
+
+    /// Asserts the index invariant (see the module documentation). O(n log n);
+    /// for tests and simulation.
+    pub fn check_invariants(&self) {
+        let available = self.agents.values().filter(|a| a.available).count();
+        assert_eq!(
+            self.available.len(),
+            available,
+            "the available set holds exactly the available agents"
+        );
+        for (user, agent) in &self.agents {
+            assert_eq!(*user, agent.user, "an agent is filed under its own id");
+        }
+        for agent in self.available() {
+            assert!(agent.available, "only available agents are indexed");
+            let user = agent.user;
+            assert!(
+                self.by_order.contains(&(agent.order, user)),
+                "order key of {user} is current"
+            );
+            assert!(
+                self.by_idle.contains(&(agent.idle_since_ms, user)),
+                "idle key of {user} is current"
+            );
+            assert!(
+                self.by_last_offered
+                    .contains(&(agent.last_offered_ms, user)),
+                "last-offered key of {user} is current"
+            );
+            assert!(
+                self.by_calls.contains(&(agent.calls_taken, user)),
+                "calls key of {user} is current"
+            );
+            assert!(
+                self.by_talk_time.contains(&(agent.talk_time_ms, user)),
+                "talk-time key of {user} is current"
+            );
+        }
+        for len in [
+            self.by_order.len(),
+            self.by_idle.len(),
+            self.by_last_offered.len(),
+            self.by_calls.len(),
+            self.by_talk_time.len(),
+        ] {
+            assert_eq!(
+                len, available,
+                "one key per available agent in every ordered set"
+            );
+        }
+    }
+
+    /// The first available agent by `ranking` that `admits` accepts.
+    pub(super) fn first(
+        &self,
+        ranking: Ranking,
+        admits: impl Fn(&AgentInfo) -> bool,
+    ) -> Option<UserId> {
+        match ranking {
+            Ranking::Order => self.first_in(&self.by_order, &admits),
+            Ranking::Idle => self.first_in(&self.by_idle, &admits),
+            Ranking::LastOffered => self.first_in(&self.by_last_offered, &admits),
+            Ranking::Calls => self.first_in(&self.by_calls, &admits),
+            Ranking::TalkTime => self.first_in(&self.by_talk_time, &admits),
+        }
+    }
+
+    fn first_in<K>(
+        &self,
+        set: &BTreeSet<(K, UserId)>,
+        admits: &impl Fn(&AgentInfo) -> bool,
+    ) -> Option<UserId> {
+        set.iter()
+            .map(|(_, user)| *user)
+            .find(|user| admits(self.agent(*user)))
+    }
+
+    /// Round-robin with memory: the first available agent that `admits`
+    /// accepts after the remembered position in member order, wrapping
+    /// around (back to the last chosen agent itself, last). Without memory,
+    /// the first in member order.
+    pub(super) fn next_round_robin(&self, admits: impl Fn(&AgentInfo) -> bool) -> Option<UserId> {
+        let (after, wrapped) = match self.cursor {
+            Some(position) => (
+                self.by_order.range((Excluded(position), Unbounded)),
+                Some(self.by_order.range((Unbounded, Included(position)))),
+            ),
+            None => (self.by_order.range(..), None),
+        };
+        after
+            .chain(wrapped.into_iter().flatten())
+            .map(|(_, user)| *user)
+            .find(|user| admits(self.agent(*user)))
+    }
+
+    /// An indexed agent; the sets only hold agents of the map.
+    fn agent(&self, user: UserId) -> &AgentInfo {
+        match self.agents.get(&user) {
+            Some(agent) => agent,
+            None => panic!("index key of {user} names an agent of the queue"),
+        }
+    }
+}
