@@ -84,6 +84,15 @@ pub enum MediaRequest {
         /// Prompt name.
         prompt: String,
     },
+    /// Play a prompt once to a leg.
+    Prompt {
+        /// Leg name.
+        leg: &'static str,
+        /// Prompt name.
+        prompt: String,
+    },
+    /// The session's recent events (DTMF, prompts finished).
+    Events,
     /// Stop what plays to a leg.
     StopPlay {
         /// Leg name.
@@ -100,6 +109,19 @@ pub enum MediaReply {
     Done,
     /// The relay's SDP for a leg.
     Sdp(String),
+    /// The session's recent events, oldest first.
+    Events(Vec<MediaEvent>),
+}
+
+/// An event of a media session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaEvent {
+    /// `dtmf`, `generated_finished`, `latched`, ...
+    pub kind: String,
+    /// The leg's name.
+    pub leg: String,
+    /// The digit, for `dtmf`.
+    pub digit: Option<String>,
 }
 
 /// What a media request was for.

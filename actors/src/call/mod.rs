@@ -4,6 +4,6 @@
 pub mod machine;
 
 pub use machine::{
-    CallInput, CallMachine, CallOp, CallOutput, CallSetup, MediaReply, MediaRequest, MediaStep,
-    AGENT_LEG, CALLER_LEG, DEFAULT_MUSIC,
+    CallInput, CallMachine, CallOp, CallOutput, CallSetup, MediaEvent, MediaReply, MediaRequest,
+    MediaStep, AGENT_LEG, CALLER_LEG, DEFAULT_MUSIC,
 };

@@ -3,7 +3,13 @@
 //! prompt), get ready, pause with a reason code, unpause and log out.
 //!
 //! The codes are a table ([`FeatureCodes`]); [`FeatureCodes::parse`] turns a
-//! dialled string into a [`FeatureRequest`].
+//! dialled string into a [`FeatureRequest`]; [`machine`] runs the call.
+
+pub mod machine;
+
+pub use machine::{
+    FeatureInput, FeatureMachine, FeatureOutput, FeatureSetup, FeatureSnapshot, FeatureStep,
+};
 
 /// The codes of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]

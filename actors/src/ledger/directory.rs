@@ -308,6 +308,9 @@ impl TenantState {
         for session in self.sessions.values_mut() {
             session.checked_in.remove(&id);
         }
+        for user in self.users.values_mut() {
+            user.spec.login_queues.remove(&id);
+        }
         Ok(Outcome::Done)
     }
 }

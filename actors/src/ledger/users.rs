@@ -63,6 +63,13 @@ impl TenantState {
                     .into()
             })?;
         }
+        ensure(
+            spec.login_queues
+                .iter()
+                .all(|q| self.queues.contains_key(q)),
+            RefusalCode::NotFound,
+            || "a login queue does not exist in this tenant".into(),
+        )?;
         if let Binding::Fixed { device } = spec.binding {
             ensure(
                 self.devices.contains_key(&device),

@@ -256,6 +256,10 @@ pub struct UserSpec {
     /// Agent-to-device binding (D4).
     #[serde(default)]
     pub binding: Binding,
+    /// Queues an agent is checked in to when it logs in (A1: a phone login
+    /// by feature code has no panel to check in from).
+    #[serde(default)]
+    pub login_queues: BTreeSet<QueueId>,
 }
 
 fn yes() -> bool {

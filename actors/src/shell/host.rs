@@ -38,6 +38,8 @@ pub enum HostInput {
     Deliver(Envelope),
     /// Start the call actor of an accepted call.
     StartCall(Box<CallSetup>),
+    /// Start the actor of a feature-code call.
+    StartFeature(Box<crate::feature::FeatureSetup>),
     /// A call actor stopped.
     CallStopped(String),
     /// The ledger changed these things.
@@ -182,6 +184,7 @@ impl<S: Services> Host<S> {
             match input {
                 HostInput::Deliver(envelope) => self.deliver(envelope).await,
                 HostInput::StartCall(setup) => self.start_call(*setup).await,
+                HostInput::StartFeature(setup) => self.start_feature(*setup).await,
                 HostInput::CallStopped(id) => {
                     self.calls.remove(&id);
                 }
@@ -281,6 +284,21 @@ impl<S: Services> Host<S> {
                 });
             }
             Err(e) => tracing::warn!(call = %id, error = %e, "a call actor did not start"),
+        }
+    }
+
+    async fn start_feature(&mut self, setup: crate::feature::FeatureSetup) {
+        let id = setup.call.clone();
+        match Actor::spawn(None, super::FeatureActor::new(self.services.clone()), setup).await {
+            Ok((actor, join)) => {
+                self.calls.insert(id.clone(), actor);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = join.await;
+                    let _ = tx.send(HostInput::CallStopped(id)).await;
+                });
+            }
+            Err(e) => tracing::warn!(call = %id, error = %e, "a feature call actor did not start"),
         }
     }
 

@@ -15,12 +15,14 @@
 mod agent;
 mod call;
 mod device;
+mod feature;
 mod host;
 mod queue;
 
 pub use agent::{AgentActor, AgentActorMsg};
 pub use call::{CallActor, CallActorMsg};
 pub use device::{DeviceActor, DeviceActorMsg};
+pub use feature::FeatureActor;
 pub use host::{Host, HostHandle, HostInput, PlacementView};
 pub use queue::{QueueActor, QueueActorMsg};
 

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::directory::DirectoryView;
 use crate::sip_io::CallDriver;
-use carillon_actors::feature::FeatureCodes;
+use carillon_actors::feature::{FeatureCodes, FeatureSetup};
 
 /// Refuses an unanswered inbound leg with a status and a reason naming the
 /// rule (and extra headers: a challenge).
@@ -303,11 +303,38 @@ impl<O: Outlet> CallGlue<O> {
             }
             carillon_sip::edge::ProxyAuth::Verified(AccountKey(device)) => {
                 if let Some(request) = feature {
-                    let _ = (request, device);
-                    let reason = format!(
-                        "Temporarily Unavailable - A3: feature code {user} is not served yet"
+                    let relay = match &self.relay {
+                        Ok(r) => r.clone(),
+                        Err(why) => {
+                            let reason =
+                                format!("Service Unavailable - no media relay on this node: {why}");
+                            return reject(now_ms, edge, leg, 503, reason, Vec::new(), out);
+                        }
+                    };
+                    self.next_call += 1;
+                    let call = format!("f{}-{:x}-{}", self.node, self.boot, self.next_call);
+                    self.legs.insert(
+                        leg,
+                        Owner::Inbound {
+                            call: CallRef {
+                                node: self.node,
+                                call: call.clone(),
+                            },
+                        },
                     );
-                    reject(now_ms, edge, leg, 480, reason, Vec::new(), out)
+                    self.host
+                        .send(HostInput::StartFeature(Box::new(FeatureSetup {
+                            tenant,
+                            call,
+                            node: self.node,
+                            leg: leg.0,
+                            device: DeviceId(device),
+                            dialled: user,
+                            request,
+                            offer_sdp: sdp_of(invite).unwrap_or_default(),
+                            relay,
+                            arrived_at_ms: self.outlet.now_ms(),
+                        })));
                 } else {
                     let reason = format!("Temporarily Unavailable - D2: internal calls to {user} are not routed by this node yet");
                     reject(now_ms, edge, leg, 480, reason, Vec::new(), out)

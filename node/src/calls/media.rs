@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use carillon_actors::call::{MediaReply, MediaRequest};
+use carillon_actors::call::{MediaEvent, MediaReply, MediaRequest};
 use carillon_actors::shell::BoxFuture;
 use carillon_media::shell::api::PlayRequest;
 use carillon_media::shell::Control;
@@ -136,6 +136,27 @@ async fn local(
             .await
             .map(|_| MediaReply::Done)
             .map_err(text),
+        MediaRequest::Prompt { leg, prompt } => control
+            .play(session, leg, PlayRequest::Prompt(prompt))
+            .await
+            .map(|_| MediaReply::Done)
+            .map_err(text),
+        MediaRequest::Events => control
+            .session(session)
+            .await
+            .map(|v| {
+                MediaReply::Events(
+                    v.events
+                        .into_iter()
+                        .map(|e| MediaEvent {
+                            kind: e.kind,
+                            leg: e.leg,
+                            digit: e.digit,
+                        })
+                        .collect(),
+                )
+            })
+            .map_err(text),
         MediaRequest::StopPlay { leg } => control
             .stop_play(session, leg)
             .await
@@ -171,6 +192,12 @@ async fn remote(
             format!("{base}/{session}/legs/{leg}/play"),
             Some(json!({"music_on_hold": prompt})),
         ),
+        MediaRequest::Prompt { leg, prompt } => (
+            reqwest::Method::POST,
+            format!("{base}/{session}/legs/{leg}/play"),
+            Some(json!({"prompt": prompt})),
+        ),
+        MediaRequest::Events => (reqwest::Method::GET, format!("{base}/{session}"), None),
         MediaRequest::StopPlay { leg } => (
             reqwest::Method::DELETE,
             format!("{base}/{session}/legs/{leg}/play"),
@@ -190,6 +217,23 @@ async fn remote(
         return Err(format!("{status} {code}: {value}"));
     }
     match request {
+        MediaRequest::Events => {
+            let events = value
+                .get("events")
+                .and_then(Value::as_array)
+                .map(|events| {
+                    events
+                        .iter()
+                        .map(|e| MediaEvent {
+                            kind: e.get("kind").and_then(Value::as_str).unwrap_or("").into(),
+                            leg: e.get("leg").and_then(Value::as_str).unwrap_or("").into(),
+                            digit: e.get("digit").and_then(Value::as_str).map(str::to_string),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(MediaReply::Events(events))
+        }
         MediaRequest::SetLeg { .. } => value
             .get("local_sdp")
             .and_then(Value::as_str)

@@ -75,6 +75,42 @@ pub struct DemoFile {
     pub users: Vec<DemoUser>,
     /// SIP accounts.
     pub sip_accounts: Vec<DemoSipAccount>,
+    /// Queues and the DIDs that lead to them.
+    #[serde(default)]
+    pub queues: Vec<DemoQueue>,
+    /// Agents: how they log in (panel login, PIN) and their phones.
+    #[serde(default)]
+    pub agents: Vec<DemoAgent>,
+}
+
+/// A queue of the demo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoQueue {
+    /// Id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// DIDs routed to it.
+    pub dids: Vec<String>,
+    /// Routing strategy (Q1).
+    pub strategy: String,
+}
+
+/// An agent of the demo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoAgent {
+    /// Panel login.
+    pub login: String,
+    /// User id.
+    pub user_id: u64,
+    /// PIN for the phone login (`*100*PIN`, or `*100` and the PIN by DTMF).
+    pub pin: String,
+    /// The agent's phone's SIP username.
+    pub sip_username: String,
+    /// The phone's short number.
+    pub short_number: String,
+    /// Queues it is checked in to at login (ids).
+    pub queues: Vec<u64>,
 }
 
 /// A random password that satisfies V2 for every role and V3.
@@ -428,6 +464,23 @@ async fn seed(
         "closed_destination": {"kind": "hangup", "prompt": "closed"},
     })).await?;
 
+    // Agents are checked in to their queues when they log in (also by
+    // phone, with a feature code).
+    let login_queues = [
+        ("agent.anna", vec![support]),
+        ("agent.piotr", vec![sales, support]),
+    ];
+    for (login, queues) in &login_queues {
+        let path = format!("{base}/users/{}", user_ids[login]);
+        let mut spec = op.expect_ok(Method::GET, &path, None).await?;
+        if let Some(map) = spec.as_object_mut() {
+            for field in ["id", "has_password", "has_pin"] {
+                map.remove(field);
+            }
+            map.insert("login_queues".into(), json!(queues));
+        }
+        op.expect_ok(Method::PUT, &path, Some(&spec)).await?;
+    }
     for (e164, target) in [
         ("+420225000100", json!({"kind": "queue", "queue": support})),
         ("+48221000200", json!({"kind": "queue", "queue": sales})),
@@ -453,6 +506,38 @@ async fn seed(
         )
         .await?;
     }
+    let queues = vec![
+        DemoQueue {
+            id: support,
+            name: "Support".into(),
+            dids: vec!["+420225000100".into()],
+            strategy: "skills_based".into(),
+        },
+        DemoQueue {
+            id: sales,
+            name: "Sales".into(),
+            dids: vec!["+48221000200".into()],
+            strategy: "longest_idle".into(),
+        },
+    ];
+    let agents = [
+        ("agent.anna", "40718", "anna", "101"),
+        ("agent.piotr", "52963", "piotr", "102"),
+    ]
+    .into_iter()
+    .map(|(login, pin, sip, short)| DemoAgent {
+        login: login.into(),
+        user_id: user_ids[login],
+        pin: pin.into(),
+        sip_username: sip.into(),
+        short_number: short.into(),
+        queues: login_queues
+            .iter()
+            .find(|(l, _)| *l == login)
+            .map(|(_, q)| q.clone())
+            .unwrap_or_default(),
+    })
+    .collect();
     Ok(DemoFile {
         admin_url: admin_url.to_string(),
         sip_addr: sip_addr.to_string(),
@@ -461,6 +546,8 @@ async fn seed(
         sip_domain: sip_domain.into(),
         users,
         sip_accounts,
+        queues,
+        agents,
     })
 }
 
@@ -493,6 +580,22 @@ fn print_demo(demo: &DemoFile, path: &std::path::Path) {
         println!(
             "    {:<10} {:<18} ext {}",
             account.username, account.password, account.short_number
+        );
+    }
+    println!("  queues:");
+    for queue in &demo.queues {
+        println!(
+            "    {:<8} {:<14} DIDs {}",
+            queue.name,
+            queue.strategy,
+            queue.dids.join(", ")
+        );
+    }
+    println!("  agents (phone login: dial *100*PIN from the agent's phone; #300# ready, *200 pause, *201 unpause, 404# log out):");
+    for agent in &demo.agents {
+        println!(
+            "    {:<12} PIN {}  phone {} (ext {})",
+            agent.login, agent.pin, agent.sip_username, agent.short_number
         );
     }
     println!("  credentials written to {}", path.display());
