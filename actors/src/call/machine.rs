@@ -255,6 +255,7 @@ pub struct CallMachine {
     closing_asked: bool,
     refusal: Option<(u16, String)>,
     bridge_failed: bool,
+    answered_at_ms: Option<u64>,
 }
 
 fn fork_end(notice: &LegNotice) -> OfferEnd {
@@ -291,6 +292,7 @@ impl CallMachine {
             closing_asked: false,
             refusal: None,
             bridge_failed: false,
+            answered_at_ms: None,
         }
     }
 
@@ -503,12 +505,11 @@ impl CallMachine {
                         WriteError::Refused(r)
                             if r.code == crate::model::RefusalCode::QueueFull =>
                         {
-                            (486, format!("Busy Here - {}: {}", r.code.rule(), r.message))
+                            (486, format!("Busy Here - {}", r.message))
                         }
-                        WriteError::Refused(r) => (
-                            480,
-                            format!("Temporarily Unavailable - {}: {}", r.code.rule(), r.message),
-                        ),
+                        WriteError::Refused(r) => {
+                            (480, format!("Temporarily Unavailable - {}", r.message))
+                        }
                         WriteError::Unavailable(reason) => (
                             503,
                             format!("Service Unavailable - the cluster did not answer: {reason}"),
@@ -520,7 +521,9 @@ impl CallMachine {
             CallOp::Connect { agent, leg } => match result {
                 Ok(_) => {
                     self.phase = Phase::Connected;
-                    self.connected_at_ms = Some(now_ms);
+                    // Connected when the agent's answer arrived (what the
+                    // clients see), not when the ledger confirmed it.
+                    self.connected_at_ms = Some(self.answered_at_ms.unwrap_or(now_ms));
                     self.close_offer(agent, OfferEnd::Answered, now_ms);
                     let others: Vec<UserId> = self.offers.keys().copied().collect();
                     for other in others {
@@ -559,6 +562,7 @@ impl CallMachine {
                     // The offer was released meanwhile (a ring timeout that
                     // crossed the answer), or the caller left: not this agent.
                     self.winner = None;
+                    self.answered_at_ms = None;
                     self.hang_up_fork(leg, out);
                     self.phase = Phase::Waiting;
                     if !self.caller_live || self.bridge_failed {
@@ -669,6 +673,7 @@ impl CallMachine {
                     return;
                 }
                 self.winner = Some((fork.agent, leg));
+                self.answered_at_ms = Some(now_ms);
                 self.phase = Phase::Connecting;
                 let others: Vec<LegRef> = self
                     .forks

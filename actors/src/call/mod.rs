@@ -7,3 +7,6 @@ pub use machine::{
     CallInput, CallMachine, CallOp, CallOutput, CallSetup, MediaEvent, MediaReply, MediaRequest,
     MediaStep, AGENT_LEG, CALLER_LEG, DEFAULT_MUSIC,
 };
+
+#[cfg(test)]
+mod tests;

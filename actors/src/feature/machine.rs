@@ -468,7 +468,7 @@ impl FeatureMachine {
 
     fn on_ledger(&mut self, result: Result<Outcome, WriteError>, out: &mut Vec<FeatureOutput>) {
         let refused = |e: &WriteError| match e {
-            WriteError::Refused(r) => format!("{}: {}", r.code.rule(), r.message),
+            WriteError::Refused(r) => r.message.clone(),
             WriteError::Unavailable(why) => format!("the cluster did not answer: {why}"),
         };
         match (&self.setup.request, result) {
