@@ -564,6 +564,111 @@ async fn a_burst_of_udp_requests_is_answered_one_for_one() {
     assert_eq!(demo.demo.terminate(), Some(0));
 }
 
+/// Sends `request` over UDP and returns the status and reason of the first
+/// final response to it (provisional ones are skipped).
+fn final_answer(socket: &UdpSocket, to: SocketAddr, request: &str) -> (u16, String, String) {
+    socket.send_to(request.as_bytes(), to).expect("send");
+    let mut buf = [0u8; 8192];
+    for _ in 0..20 {
+        let n = socket.recv(&mut buf).expect("an answer within the timeout");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let line = text.lines().next().unwrap_or("").to_string();
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status >= 200 {
+            let reason = line.splitn(3, ' ').nth(2).unwrap_or("").to_string();
+            return (status, reason, text);
+        }
+    }
+    panic!("no final answer to:\n{request}");
+}
+
+fn invite(uri: &str, call_id: &str, body: &str) -> String {
+    format!(
+        "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-{call_id}\r\nFrom: <sip:+420777000001@carrier.test>;tag={call_id}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:5999>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Calls that break a rule are refused with a status and a reason phrase
+/// that names it: an unknown number, a malformed or codec-less offer, an
+/// internal number without credentials, a flood from one source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_refused_with_the_rule_they_break() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = SipDemo::start(dir.path(), &["rate_per_second=50", "burst=50"]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let good = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5998 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let g729 = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5998 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let did = format!("sip:+420225000100@{}", demo.sip);
+    let cases = [
+        (
+            invite(&format!("sip:+420111222333@{}", demo.sip), "unknown", good),
+            404,
+            "not a number served here",
+        ),
+        (
+            invite(&format!("sip:999@{}", domain()), "unknown-internal", good),
+            404,
+            "neither a DID nor an internal number",
+        ),
+        (
+            invite(&did, "malformed", "this is not SDP"),
+            488,
+            "malformed",
+        ),
+        (invite(&did, "codecless", g729), 488, "no G.711"),
+        (
+            invite(&format!("sip:101@{}", domain()), "internal", good),
+            407,
+            "internal numbers are authenticated",
+        ),
+    ];
+    for (request, status, words) in cases {
+        let (got, reason, text) = final_answer(&socket, demo.sip, &request);
+        assert_eq!(got, status, "{reason}\n{request}");
+        assert!(
+            reason.contains(" - ") && reason.contains(words),
+            "the reason names the rule: {reason}"
+        );
+        if status == 407 {
+            assert!(
+                text.contains("Proxy-Authenticate: Digest"),
+                "a challenge: {text}"
+            );
+        }
+    }
+    // A flood from one source: the guard answers one 503, then silence.
+    for n in 0..200 {
+        let request = invite(
+            &format!("sip:+420111222333@{}", demo.sip),
+            &format!("flood-{n}"),
+            good,
+        );
+        socket.send_to(request.as_bytes(), demo.sip).expect("send");
+    }
+    let mut buf = [0u8; 8192];
+    let mut limited = 0;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    while let Ok(n) = socket.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.starts_with("SIP/2.0 503") {
+            assert!(text.contains("rate limit"), "{text}");
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 1, "one 503 for the flood, then silence");
+    assert_eq!(demo.demo.terminate(), Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_stops_answering_keepalives_becomes_unavailable() {
     let dir = tempfile::tempdir().expect("temp dir");

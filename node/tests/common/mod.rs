@@ -14,6 +14,14 @@ pub fn free_port() -> u16 {
         .expect("an ephemeral port")
 }
 
+/// A 200-port RTP range for the demo on admin port `admin`, below the
+/// ephemeral ports (10000-29999), so that demos of parallel tests rarely
+/// share one.
+pub fn rtp_ports(admin: u16) -> String {
+    let first = 10_000 + (u32::from(admin) * 7_919 % 100) * 200;
+    format!("{first}-{}", first + 199)
+}
+
 /// The demo process; killed by pid if the test fails half-way.
 pub struct Demo {
     pub child: Child,
@@ -43,6 +51,7 @@ impl Demo {
                 &format!("127.0.0.1:{raft}"),
             ])
             .args(["--sip-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
+            .args(["--rtp-ports", &rtp_ports(admin)])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(printout)
