@@ -9,6 +9,8 @@
 //! that has not yet seen the new placement may still run for a moment; what
 //! it can change is fenced.
 
+use crate::ledger::Ledger;
+use crate::model::user::Role;
 use crate::model::{DeviceId, QueueId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -90,6 +92,37 @@ pub fn owner(key: &ActorKey, members: &BTreeSet<u64>) -> Option<u64> {
         .map(|m| (mix(k ^ mix(*m)), std::cmp::Reverse(*m)))
         .max()
         .map(|(_, std::cmp::Reverse(m))| m)
+}
+
+/// Every actor key the ledger names: queues, agents, registering devices.
+pub fn actor_keys(ledger: &Ledger) -> BTreeSet<ActorKey> {
+    let mut keys = BTreeSet::new();
+    for tenant in ledger.tenants() {
+        let Some(t) = ledger.tenant(tenant.id) else {
+            continue;
+        };
+        keys.extend(t.queues().map(|q| ActorKey::Queue {
+            tenant: tenant.id,
+            queue: q.id,
+        }));
+        keys.extend(
+            t.users()
+                .filter(|u| u.spec.roles.contains(&Role::Agent))
+                .map(|u| ActorKey::Agent {
+                    tenant: tenant.id,
+                    user: u.id,
+                }),
+        );
+        keys.extend(
+            t.devices()
+                .filter(|d| d.spec.kind.registers())
+                .map(|d| ActorKey::Device {
+                    tenant: tenant.id,
+                    device: d.id,
+                }),
+        );
+    }
+    keys
 }
 
 #[cfg(test)]

@@ -79,6 +79,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
         .routes(routes!(cluster::get))
+        .routes(routes!(cluster::placement))
         .routes(routes!(cluster::add_member))
         .routes(routes!(cluster::remove_member))
         .routes(routes!(tenants::list, tenants::create))

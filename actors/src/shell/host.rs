@@ -24,9 +24,8 @@ use super::{
 use crate::call::CallSetup;
 use crate::ledger::{Change, Ledger, Placement};
 use crate::messages::{Address, AgentMsg, Envelope, Message, QueueMsg};
-use crate::model::user::Role;
 use crate::model::TenantId;
-use crate::placement::{owner, ActorKey};
+use crate::placement::{actor_keys as all_keys, owner, ActorKey};
 
 /// Inputs queued to the host at most.
 pub const HOST_QUEUE: usize = 65_536;
@@ -109,37 +108,6 @@ pub struct Host<S: Services> {
     placement_tx: watch::Sender<Arc<Placement>>,
     actors: HashMap<ActorKey, Local>,
     calls: HashMap<String, ActorRef<CallActorMsg>>,
-}
-
-/// Every actor key the ledger names: queues, agents, registering devices.
-fn all_keys(ledger: &Ledger) -> BTreeSet<ActorKey> {
-    let mut keys = BTreeSet::new();
-    for tenant in ledger.tenants() {
-        let Some(t) = ledger.tenant(tenant.id) else {
-            continue;
-        };
-        keys.extend(t.queues().map(|q| ActorKey::Queue {
-            tenant: tenant.id,
-            queue: q.id,
-        }));
-        keys.extend(
-            t.users()
-                .filter(|u| u.spec.roles.contains(&Role::Agent))
-                .map(|u| ActorKey::Agent {
-                    tenant: tenant.id,
-                    user: u.id,
-                }),
-        );
-        keys.extend(
-            t.devices()
-                .filter(|d| d.spec.kind.registers())
-                .map(|d| ActorKey::Device {
-                    tenant: tenant.id,
-                    device: d.id,
-                }),
-        );
-    }
-    keys
 }
 
 impl<S: Services> std::fmt::Debug for Host<S> {

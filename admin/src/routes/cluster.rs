@@ -89,6 +89,75 @@ impl From<ClusterStatus> for Cluster {
     }
 }
 
+/// Where one actor runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlacedActor {
+    /// `queue/{tenant}/{id}`, `agent/{tenant}/{id}` or `device/{tenant}/{id}`.
+    pub actor: String,
+    /// `queue`, `agent` or `device`.
+    pub kind: String,
+    /// The tenant.
+    pub tenant: u64,
+    /// The queue, user or device id.
+    pub id: u64,
+    /// The node that owns it (rendezvous hash over the members).
+    pub owner: Option<u64>,
+}
+
+/// The placement of actors on nodes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlacementView {
+    /// Grows with every change of members.
+    pub epoch: u64,
+    /// The live members actors are placed on.
+    pub members: Vec<u64>,
+    /// Every queue, agent and device actor and its owner.
+    pub actors: Vec<PlacedActor>,
+}
+
+/// Where the queue, agent and device actors run: the ledger's placement
+/// (live members and epoch) and each actor's owner. Every node answers the
+/// same (a linearizable read).
+#[utoipa::path(get, path = "/api/v1/cluster/placement", tag = "cluster",
+    responses((status = 200, body = PlacementView), (status = 401, body = crate::problem::ProblemBody), (status = 403, body = crate::problem::ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn placement(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PlacementView>, Problem> {
+    use carillon_actors::placement::{actor_keys, owner, ActorKey};
+    caller.require_cluster_read()?;
+    let view = app
+        .consensus
+        .read(|l| {
+            let p = l.placement();
+            let actors = actor_keys(l)
+                .into_iter()
+                .map(|key| {
+                    let (kind, tenant, id) = match key {
+                        ActorKey::Queue { tenant, queue } => ("queue", tenant.0, queue.0),
+                        ActorKey::Agent { tenant, user } => ("agent", tenant.0, user.0),
+                        ActorKey::Device { tenant, device } => ("device", tenant.0, device.0),
+                    };
+                    PlacedActor {
+                        actor: key.to_string(),
+                        kind: kind.into(),
+                        tenant,
+                        id,
+                        owner: owner(&key, &p.members),
+                    }
+                })
+                .collect();
+            PlacementView {
+                epoch: p.epoch,
+                members: p.members.iter().copied().collect(),
+                actors,
+            }
+        })
+        .await?;
+    Ok(Json(view))
+}
+
 /// Body of `POST /api/v1/cluster/members`: a node joins as a learner.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
