@@ -94,6 +94,7 @@ impl RunningNode {
         ));
         let host = crate::calls::start_actors(services.clone(), consensus.clone(), inbound_rx);
         crate::calls::liveness::spawn(consensus.clone());
+        crate::calls::daily::spawn(consensus.clone(), clock.clone());
         let sip = match config.sip_server() {
             Some(sip_config) => {
                 let view = crate::directory::spawn(consensus.clone());

@@ -59,7 +59,14 @@ pub struct AgentSnapshot {
     /// Whether the call of the voice state lives on a node that is no
     /// longer a member (its dialog is gone).
     pub call_lost: bool,
+    /// Terminals logged in (`panel`, `phone-<device>`, ...).
+    pub terminals: Vec<String>,
 }
+
+/// A2: an agent logged in from a phone whose devices have all been
+/// unreachable this long is logged out of the phone (the panel's own
+/// terminals answer for themselves).
+pub const PHONE_SESSION_TIMEOUT_MS: u64 = 300_000;
 
 impl AgentSnapshot {
     fn devices(&self) -> BTreeSet<DeviceId> {
@@ -94,6 +101,8 @@ pub enum AgentOp {
         /// The entry.
         entry: String,
     },
+    /// Log a phone terminal out after its devices stopped answering (A2).
+    TimeOut,
 }
 
 /// Why an agent's state changed (A4: every transition names a reason).
@@ -195,6 +204,9 @@ pub struct AgentMachine {
     ringing: Option<Ringing>,
     state: AgentState,
     last_reports: BTreeMap<QueueId, AgentReport>,
+    disconnected_since: Option<u64>,
+    timing_out: bool,
+    now_ms: u64,
 }
 
 impl AgentMachine {
@@ -212,6 +224,9 @@ impl AgentMachine {
             ringing: None,
             state: AgentState::LoggedOut,
             last_reports: BTreeMap::new(),
+            disconnected_since: None,
+            timing_out: false,
+            now_ms: 0,
         }
     }
 
@@ -289,6 +304,11 @@ impl AgentMachine {
     /// transition with its reason.
     fn publish(&mut self, reason: &str, out: &mut Vec<AgentOutput>) {
         let state = self.derive_state();
+        if state == AgentState::Disconnected {
+            self.disconnected_since.get_or_insert(self.now_ms);
+        } else {
+            self.disconnected_since = None;
+        }
         if state != self.state {
             self.state = state;
             out.push(AgentOutput::Event(AgentEvent::StateChanged {
@@ -323,6 +343,7 @@ impl AgentMachine {
 
     /// Feeds one input.
     pub fn handle(&mut self, now_ms: u64, input: AgentInput) -> Vec<AgentOutput> {
+        self.now_ms = now_ms;
         let mut out = Vec::new();
         match input {
             AgentInput::Snapshot(s) => self.on_snapshot(now_ms, *s, &mut out),
@@ -395,8 +416,45 @@ impl AgentMachine {
             "the ledger changed"
         };
         self.publish(reason, out);
+        self.time_out_phone(now_ms, out);
         if first {
             self.pull(out);
+        }
+    }
+
+    /// A2: logs the phone terminals out once every device has been
+    /// unreachable for [`PHONE_SESSION_TIMEOUT_MS`].
+    fn time_out_phone(&mut self, now_ms: u64, out: &mut Vec<AgentOutput>) {
+        let Some(since) = self.disconnected_since else {
+            return;
+        };
+        if self.timing_out || now_ms.saturating_sub(since) < PHONE_SESSION_TIMEOUT_MS {
+            return;
+        }
+        let phones: Vec<String> = self
+            .snapshot
+            .terminals
+            .iter()
+            .filter(|t| t.starts_with("phone-"))
+            .cloned()
+            .collect();
+        if phones.is_empty() {
+            return;
+        }
+        self.timing_out = true;
+        out.push(AgentOutput::Event(AgentEvent::StateChanged {
+            state: AgentState::LoggedOut,
+            reason: "A2: the agent's phone stopped answering; logged out of it".into(),
+        }));
+        for terminal in phones {
+            out.push(AgentOutput::Ledger {
+                op: AgentOp::TimeOut,
+                command: Box::new(Command::Logout {
+                    tenant: self.tenant,
+                    user: self.user,
+                    terminal,
+                }),
+            });
         }
     }
 
@@ -655,6 +713,11 @@ impl AgentMachine {
                 out.push(AgentOutput::Refresh);
             }
             AgentOp::FinishWrapUp { .. } | AgentOp::CloseLost { .. } => {
+                out.push(AgentOutput::Refresh);
+            }
+            AgentOp::TimeOut => {
+                self.timing_out = false;
+                self.disconnected_since = None;
                 out.push(AgentOutput::Refresh);
             }
         }

@@ -8,3 +8,6 @@ pub use machine::{
     AgentEvent, AgentInput, AgentMachine, AgentOp, AgentOutput, AgentSnapshot, AgentState,
 };
 pub use snapshot::agent_snapshot;
+
+#[cfg(test)]
+mod tests;

@@ -93,5 +93,8 @@ pub fn agent_snapshot(ledger: &Ledger, tenant: TenantId, user: UserId) -> Option
         entry,
         epoch: placement.epoch,
         call_lost,
+        terminals: session
+            .map(|s| s.terminals.iter().cloned().collect())
+            .unwrap_or_default(),
     })
 }

@@ -5,6 +5,7 @@
 //! failure detector behind placement ([`liveness`]) and the publication of
 //! registrations to device actors ([`registrations`]).
 
+pub mod daily;
 pub mod glue;
 pub mod liveness;
 pub mod media;
