@@ -5,6 +5,9 @@ set -euo pipefail
 
 # SIPp (sip-tester) and baresip are real SIP peers of the SIP edge tests.
 need_apt=(sip-tester baresip)
+# Music on hold and announcements (8 kHz WAV): every media relay loads them at start and
+# refuses to start without them (media/src/sound_library.rs lists the files used).
+need_apt+=(asterisk-moh-opsound-wav asterisk-core-sounds-en-wav)
 for arg in "$@"; do
   case "$arg" in
     # The peers of benches/: etcd (raft_vs_etcd.sh), Kamailio (sip_vs_kamailio.sh,

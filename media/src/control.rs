@@ -12,6 +12,7 @@
 use crate::dtmf::Digit;
 use crate::g711::G711Law;
 use crate::leg::{Latch, LatchPolicy, LegCounters};
+use crate::playout::PromptAudio;
 use crate::port_pool::{EmptyPortRange, PortPair, PortPool};
 use crate::refusal::Refusal;
 use crate::sdp::{self, Direction, LocalAnswer};
@@ -217,7 +218,7 @@ pub struct Relay {
     pool: PortPool,
     sessions: BTreeMap<SessionId, Entry>,
     ports: HashMap<u16, (SessionId, LegIndex)>,
-    prompts: BTreeMap<String, Vec<i16>>,
+    prompts: BTreeMap<String, PromptAudio>,
     counters: RelayCounters,
     sdp_sessions_made: u64,
     /// The earliest timer of the sessions that received datagrams since the last
@@ -243,14 +244,17 @@ impl Relay {
             pool,
             sessions: BTreeMap::new(),
             ports: HashMap::new(),
-            prompts: tones::builtin_prompts().into_iter().collect(),
+            prompts: tones::builtin_prompts()
+                .into_iter()
+                .map(|(name, pcm)| (name, PromptAudio::from(pcm)))
+                .collect(),
             counters: RelayCounters::default(),
             sdp_sessions_made: 0,
             armed_ms: None,
         })
     }
 
-    /// Adds or replaces a prompt (8 kHz PCM).
+    /// Adds or replaces a prompt (8 kHz PCM); every playout of it shares these samples.
     pub fn register_prompt(&mut self, name: &str, pcm: Vec<i16>) -> Result<(), Refusal> {
         check_name(name, "prompt name must be 1..=128 bytes")?;
         if pcm.is_empty() || pcm.len() > crate::playout::MAX_CONTENT_SAMPLES {
@@ -258,8 +262,19 @@ impl Relay {
                 "prompt must hold 1 sample to 10 minutes",
             ));
         }
-        self.prompts.insert(name.to_string(), pcm);
+        self.prompts
+            .insert(name.to_string(), PromptAudio::from(pcm));
         Ok(())
+    }
+
+    /// The samples of a prompt, if there is one of that name.
+    pub fn prompt(&self, name: &str) -> Option<&[i16]> {
+        self.prompts.get(name).map(PromptAudio::samples)
+    }
+
+    /// Number of prompts (built-in and registered).
+    pub fn prompt_count(&self) -> usize {
+        self.prompts.len()
     }
 
     /// Counters.
@@ -344,9 +359,9 @@ impl Relay {
             } => {
                 let (fragments, looping) = self.resolve(&request)?;
                 let prompts = &self.prompts;
-                let pcm: Vec<&[i16]> = fragments
+                let pcm: Vec<PromptAudio> = fragments
                     .iter()
-                    .filter_map(|name| prompts.get(name).map(Vec::as_slice))
+                    .filter_map(|name| prompts.get(name).cloned())
                     .collect();
                 let entry = self
                     .sessions

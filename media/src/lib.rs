@@ -18,8 +18,9 @@
 //! (RFC 3550 receive statistics), `port_pool`, `sdp`, `leg` (latching), `stream`
 //! (continuity), `session` (the relay state machine), `control` (the API and `Relay`),
 //! `refusal` (stable codes), `recording` (stereo WAV), `playout` + `tones` + `generated`
-//! (prompts, music on hold, DTMF towards a leg), `dtmf` (RFC 4733); `shell` (I/O) and
-//! `peer` (test endpoint).
+//! (prompts, music on hold, DTMF towards a leg), `sounds` (WAV files to PCM) +
+//! `sound_library` (which prompt is which recorded file), `dtmf` (RFC 4733); `shell` (I/O)
+//! and `peer` (test endpoint).
 
 pub mod control;
 pub mod dtmf;
@@ -35,6 +36,8 @@ pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod shell;
+pub mod sound_library;
+pub mod sounds;
 pub mod stats;
 pub mod stream;
 pub mod tones;

@@ -2,7 +2,8 @@
 //! G.711 at 50 packets/s per stream from given local addresses to given targets, optionally
 //! RFC 4733 digits and a move to a second local port, receives what comes back and reports
 //! it (packets, payload checksums, frames matched against the far side's pattern, loss,
-//! detected digits).
+//! detected digits) and, when asked, the received audio payloads themselves
+//! ([`StreamPlan::payloads_file`], read back with [`read_payloads`]).
 //!
 //! Payloads follow a deterministic pattern ([`pattern_frame`]) from a seed, so the receiver
 //! and the tests can check, frame by frame, that what arrived is what the far side sent.
@@ -13,6 +14,7 @@ use crate::rtp::{self, OutgoingHeader, Packet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +94,10 @@ pub struct StreamPlan {
     /// When to send the first digit, in ms after the start.
     #[serde(default)]
     pub dtmf_at_ms: u64,
+    /// A file to write the received audio payloads to, in sequence order (duplicates
+    /// once), each as a 2-byte big-endian length and the bytes; see [`read_payloads`].
+    #[serde(default)]
+    pub payloads_file: Option<PathBuf>,
 }
 
 /// What a peer does.
@@ -189,6 +195,42 @@ pub enum PeerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The payloads file could not be written.
+    #[error("payloads file {}: {source}", .path.display())]
+    PayloadsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The payloads of a [`StreamPlan::payloads_file`], in order; `None` when the bytes are not
+/// such a file (a length runs past the end).
+pub fn read_payloads(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    // Bound: each record consumes at least its 2-byte length.
+    while !rest.is_empty() {
+        let length = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        out.push(rest.get(2..2 + length)?.to_vec());
+        rest = &rest[2 + length..];
+    }
+    Some(out)
+}
+
+fn write_payloads(path: &Path, payloads: &[&[u8]]) -> Result<(), PeerError> {
+    let mut bytes = Vec::new();
+    for payload in payloads {
+        // An RTP payload in a 2048-byte datagram always fits the 2-byte length.
+        let length = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+        bytes.extend(length.to_be_bytes());
+        bytes.extend(&payload[..usize::from(length)]);
+    }
+    std::fs::write(path, bytes).map_err(|source| PeerError::PayloadsFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -304,7 +346,7 @@ pub async fn run(plan: PeerPlan) -> Result<PeerReport, PeerError> {
         logs[index].push((addr, log));
     }
     for ((report, stream), stream_logs) in reports.iter_mut().zip(&plan.streams).zip(logs) {
-        summarise(report, stream, &plan, stream_logs);
+        summarise(report, stream, &plan, stream_logs)?;
     }
     Ok(PeerReport { streams: reports })
 }
@@ -441,7 +483,7 @@ fn summarise(
     stream: &StreamPlan,
     plan: &PeerPlan,
     logs: Vec<(String, SocketLog)>,
-) {
+) -> Result<(), PeerError> {
     let mut packets = Vec::new();
     for (addr, log) in logs {
         report.received_packets += log.datagrams;
@@ -486,6 +528,10 @@ fn summarise(
     report.received_checksum = audio
         .iter()
         .fold(FNV_OFFSET, |h, (_, p)| fnv1a(h, &p.payload));
+    if let Some(path) = &stream.payloads_file {
+        let payloads: Vec<&[u8]> = audio.iter().map(|(_, p)| p.payload.as_slice()).collect();
+        write_payloads(path, &payloads)?;
+    }
     if let Some(seed) = stream.expect_seed {
         let frames = (plan.duration_ms / FRAME_MS + 50).min(u64::from(MAX_FRAMES)) as u32;
         let table: HashMap<Vec<u8>, u32> =
@@ -502,6 +548,7 @@ fn summarise(
         report.frames_matched = matched.len() as u64;
         report.matched_frame_indices = matched.into_iter().collect();
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -533,6 +580,7 @@ mod tests {
             switch_after_ms: 0,
             dtmf: "12".into(),
             dtmf_at_ms: 200,
+            payloads_file: None,
         };
         let schedule = event_schedule(&plan).expect("schedule");
         let first: Vec<_> = schedule.iter().filter(|e| e.3 == 0).collect();
@@ -544,5 +592,19 @@ mod tests {
         let mut bad = plan.clone();
         bad.dtmf = "x".into();
         assert!(event_schedule(&bad).is_err());
+    }
+
+    #[test]
+    fn payloads_files_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("payloads");
+        let frames: [&[u8]; 3] = [&[1; 160], &[], &[2, 3]];
+        write_payloads(&path, &frames).expect("write");
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(bytes.len(), 3 * 2 + 162);
+        let read = read_payloads(&bytes).expect("parses");
+        assert_eq!(read, frames.map(<[u8]>::to_vec).to_vec());
+        assert_eq!(read_payloads(&bytes[..bytes.len() - 1]), None, "a cut file");
+        assert_eq!(read_payloads(&[0]), None, "half a length");
     }
 }

@@ -2,6 +2,10 @@
 //! timestamp advancing by one and by 160 per packet, looping for music on hold, and an
 //! announcement assembled from fragments played back to back.
 //!
+//! Prompts are kept as 8 kHz PCM ([`PromptAudio`], shared, never copied per playout) and
+//! encoded in the leg's law one frame at a time as the frames fall due, so a leg on four
+//! minutes of music on hold costs a few pointers, not a copy of the recording.
+//!
 //! Pacing: frame `k` is due at `start_ms + 20 * k`. [`Playout::poll`] returns the frames due
 //! at `now_ms`; when the caller fell more than [`MAX_FRAMES_PER_POLL`] frames behind, the
 //! oldest are skipped (their audio and timestamps advance, their sequence numbers do not), so
@@ -11,6 +15,7 @@
 //! `first_timestamp + 160 * frame_index` (mod 2^32).
 
 use crate::g711::G711Law;
+use std::sync::Arc;
 
 /// Packet duration.
 pub const FRAME_MS: u64 = 20;
@@ -20,6 +25,46 @@ pub const FRAME_SAMPLES: usize = 160;
 pub const MAX_FRAMES_PER_POLL: u64 = 5;
 /// Longest playout content accepted (10 minutes of audio).
 pub const MAX_CONTENT_SAMPLES: usize = 10 * 60 * 8000;
+
+/// A prompt's audio: 16-bit PCM at 8 kHz, shared by every playout of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PromptAudio(Arc<[i16]>);
+
+impl PromptAudio {
+    /// The samples.
+    pub fn samples(&self) -> &[i16] {
+        &self.0
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<i16>> for PromptAudio {
+    fn from(samples: Vec<i16>) -> Self {
+        PromptAudio(samples.into())
+    }
+}
+
+impl From<&[i16]> for PromptAudio {
+    fn from(samples: &[i16]) -> Self {
+        PromptAudio(samples.into())
+    }
+}
+
+impl std::fmt::Debug for PromptAudio {
+    // Minutes of music are millions of samples: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PromptAudio({} samples)", self.0.len())
+    }
+}
 
 /// A packet to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +94,13 @@ pub enum PlayoutError {
 #[derive(Debug, Clone)]
 pub struct Playout {
     law: G711Law,
-    content: Vec<u8>,
+    fragments: Vec<PromptAudio>,
+    /// Where each fragment starts in the content (ascending; empty fragments share a start).
+    starts: Vec<usize>,
+    /// Samples of all fragments.
+    total: usize,
     looping: bool,
+    /// Next sample to play, in `0..=total`.
     position: usize,
     start_ms: u64,
     /// Frames accounted for (emitted or skipped).
@@ -66,25 +116,28 @@ impl Playout {
     pub fn new(
         now_ms: u64,
         law: G711Law,
-        fragments: &[&[i16]],
+        fragments: Vec<PromptAudio>,
         looping: bool,
         first_sequence: u16,
         first_timestamp: u32,
     ) -> Result<Playout, PlayoutError> {
-        let total: usize = fragments.iter().map(|f| f.len()).sum();
+        let mut starts = Vec::with_capacity(fragments.len());
+        let mut total = 0usize;
+        for fragment in &fragments {
+            starts.push(total);
+            total = total.saturating_add(fragment.len());
+        }
         if total == 0 {
             return Err(PlayoutError::Empty);
         }
         if total > MAX_CONTENT_SAMPLES {
             return Err(PlayoutError::TooLong);
         }
-        let mut content = Vec::with_capacity(total);
-        for fragment in fragments {
-            content.extend(fragment.iter().map(|s| law.encode_sample(*s)));
-        }
         Ok(Playout {
             law,
-            content,
+            fragments,
+            starts,
+            total,
             looping,
             position: 0,
             start_ms: now_ms,
@@ -137,36 +190,50 @@ impl Playout {
 
     fn skip(&mut self, frames: u64) {
         let samples = frames.saturating_mul(FRAME_SAMPLES as u64);
-        let length = self.content.len() as u64;
+        let length = self.total as u64;
         let target = self.position as u64 + samples;
         if self.looping {
             self.position = (target % length) as usize;
         } else if target >= length {
             // Nothing left to play; the last partial frame is still sent by next_frame.
-            self.position = self.content.len();
+            self.position = self.total;
         } else {
             self.position = target as usize;
         }
         self.frames_done += frames;
     }
 
+    /// The samples from `position` to the end of the fragment holding it, at most `most`.
+    fn samples_at(&self, position: usize, most: usize) -> &[i16] {
+        assert!(position < self.total, "a position inside the content");
+        // The last fragment starting at or before `position` holds it (empty fragments
+        // share their start with the next one).
+        let index = self.starts.partition_point(|start| *start <= position) - 1;
+        let offset = position - self.starts[index];
+        let samples = &self.fragments[index].samples()[offset..];
+        &samples[..samples.len().min(most)]
+    }
+
     fn next_frame(&mut self) -> PlayoutFrame {
         let mut payload = Vec::with_capacity(FRAME_SAMPLES);
-        // Bound: a looping fill wraps at most FRAME_SAMPLES / len + 1 times.
+        // Bound: each pass adds at least one sample, or wraps (a looping fill wraps at most
+        // FRAME_SAMPLES / total + 1 times), or ends the frame.
         while payload.len() < FRAME_SAMPLES {
-            if self.position >= self.content.len() {
+            if self.position >= self.total {
                 if self.looping {
                     self.position = 0;
                 } else {
                     break;
                 }
             }
-            let take = (FRAME_SAMPLES - payload.len()).min(self.content.len() - self.position);
-            payload.extend_from_slice(&self.content[self.position..self.position + take]);
-            self.position += take;
+            let law = self.law;
+            let chunk = self.samples_at(self.position, FRAME_SAMPLES - payload.len());
+            let taken = chunk.len();
+            payload.extend(chunk.iter().map(|s| law.encode_sample(*s)));
+            self.position += taken;
         }
         payload.resize(FRAME_SAMPLES, self.law.silence_code());
-        if !self.looping && self.position >= self.content.len() {
+        if !self.looping && self.position >= self.total {
             self.finished = true;
         }
         let frame = PlayoutFrame {
@@ -194,9 +261,15 @@ mod tests {
     #[test]
     fn pacing_sequence_and_timestamps() {
         let audio = ramp(160 * 3 + 40, 0);
-        let mut playout =
-            Playout::new(1000, G711Law::MuLaw, &[&audio], false, 65534, 4_294_967_000)
-                .expect("playout");
+        let mut playout = Playout::new(
+            1000,
+            G711Law::MuLaw,
+            vec![audio.clone().into()],
+            false,
+            65534,
+            4_294_967_000,
+        )
+        .expect("playout");
         assert_eq!(playout.next_due_ms(), Some(1000));
         assert!(playout.poll(999).is_empty());
         let first = playout.poll(1000);
@@ -224,7 +297,15 @@ mod tests {
     fn fragments_play_back_to_back() {
         let a = ramp(100, 0);
         let b = ramp(100, -3000);
-        let mut playout = Playout::new(0, G711Law::ALaw, &[&a, &b], false, 0, 0).expect("playout");
+        let mut playout = Playout::new(
+            0,
+            G711Law::ALaw,
+            vec![a.clone().into(), b.clone().into()],
+            false,
+            0,
+            0,
+        )
+        .expect("playout");
         let frames = playout.poll(20);
         assert_eq!(frames.len(), 2);
         let bytes: Vec<u8> = frames.iter().flat_map(|f| f.payload.clone()).collect();
@@ -238,7 +319,8 @@ mod tests {
     fn looping_wraps_without_gaps() {
         let tune = ramp(100, 0); // shorter than a frame: each frame wraps
         let encoded = G711Law::MuLaw.encode(&tune);
-        let mut playout = Playout::new(0, G711Law::MuLaw, &[&tune], true, 0, 0).expect("playout");
+        let mut playout = Playout::new(0, G711Law::MuLaw, vec![tune.clone().into()], true, 0, 0)
+            .expect("playout");
         let mut bytes = Vec::new();
         for now in (0..2000).step_by(20) {
             for frame in playout.poll(now) {
@@ -253,9 +335,37 @@ mod tests {
     }
 
     #[test]
+    fn frames_span_fragments_and_skip_empty_ones_while_looping() {
+        let a = ramp(100, 0);
+        let b = ramp(250, -2000);
+        let fragments = vec![a.clone().into(), Vec::new().into(), b.clone().into()];
+        let mut playout = Playout::new(0, G711Law::ALaw, fragments, true, 0, 0).expect("playout");
+        let mut content = a.clone();
+        content.extend(&b);
+        let encoded = G711Law::ALaw.encode(&content);
+        let mut bytes = Vec::new();
+        for now in (0..400).step_by(20) {
+            for frame in playout.poll(now) {
+                bytes.extend(frame.payload);
+            }
+        }
+        assert_eq!(bytes.len(), 20 * FRAME_SAMPLES);
+        for (i, byte) in bytes.iter().enumerate() {
+            assert_eq!(*byte, encoded[i % encoded.len()], "sample {i}");
+        }
+        // A stall skips audio across fragments: 60 frames due at 1580 ms, 55 of them
+        // skipped, then the 5 newest played from where the skipped audio ends.
+        let frames = playout.poll(1580);
+        assert_eq!(frames.len() as u64, MAX_FRAMES_PER_POLL);
+        let resumed = (75 * FRAME_SAMPLES) % encoded.len();
+        assert_eq!(frames[0].payload[0], encoded[resumed]);
+    }
+
+    #[test]
     fn a_stalled_caller_gets_no_burst() {
         let tune = ramp(8000, 0);
-        let mut playout = Playout::new(0, G711Law::MuLaw, &[&tune], true, 10, 0).expect("playout");
+        let mut playout = Playout::new(0, G711Law::MuLaw, vec![tune.clone().into()], true, 10, 0)
+            .expect("playout");
         assert_eq!(playout.poll(0).len(), 1);
         let frames = playout.poll(1000); // 50 frames due
         assert_eq!(frames.len() as u64, MAX_FRAMES_PER_POLL);
@@ -271,7 +381,7 @@ mod tests {
     #[test]
     fn refusals() {
         assert_eq!(
-            Playout::new(0, G711Law::MuLaw, &[&[]], false, 0, 0).err(),
+            Playout::new(0, G711Law::MuLaw, vec![Vec::new().into()], false, 0, 0).err(),
             Some(PlayoutError::Empty)
         );
     }

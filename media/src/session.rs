@@ -20,7 +20,7 @@ use crate::dtmf::{self, DetectedDigit, Digit, TelephoneEvent};
 use crate::g711::G711Law;
 use crate::generated::{DtmfSchedule, Generated};
 use crate::leg::{LatchPolicy, Leg, SourceVerdict};
-use crate::playout::Playout;
+use crate::playout::{Playout, PromptAudio};
 use crate::port_pool::PortPair;
 use crate::recording::{AuditAction, AuditRecord};
 use crate::refusal::Refusal;
@@ -418,7 +418,7 @@ impl Session {
         &mut self,
         now_ms: u64,
         index: LegIndex,
-        fragments: &[&[i16]],
+        fragments: &[PromptAudio],
         looping: bool,
     ) -> Result<(), Refusal> {
         let ssrc = self.next_generated_ssrc();
@@ -431,7 +431,7 @@ impl Session {
         if matches!(leg.generated, Some(Generated::Dtmf(_))) {
             return Err(Refusal::LegBusy);
         }
-        let playout = Playout::new(now_ms, law, fragments, looping, 0, 0)
+        let playout = Playout::new(now_ms, law, fragments.to_vec(), looping, 0, 0)
             .map_err(Refusal::PromptUnplayable)?;
         // A new prompt replaces a prompt or music on hold in progress.
         leg.generated = Some(Generated::Playout { playout, ssrc });

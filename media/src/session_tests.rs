@@ -304,7 +304,9 @@ fn prompt_replaces_relayed_audio_and_keeps_continuity() {
         )));
     }
     let tone = crate::tones::beep(); // 200 ms: 10 frames
-    session.play(40, b, &[&tone], false).expect("play");
+    session
+        .play(40, b, &[tone.clone().into()], false)
+        .expect("play");
     assert_eq!(session.next_timer_ms(), Some(40));
     assert!(forwards(&session.on_packet(
         45,
@@ -350,7 +352,7 @@ fn prompt_replaces_relayed_audio_and_keeps_continuity() {
 fn music_on_hold_loops_until_stopped() {
     let (mut session, _a, b) = two_legs();
     let melody = crate::tones::hold_melody();
-    session.play(0, b, &[&melody], true).expect("play");
+    session.play(0, b, &[melody.into()], true).expect("play");
     let mut frames = 0;
     for now in (0..10_000).step_by(20) {
         frames += forwards(&session.on_tick(now)).len();
@@ -499,7 +501,7 @@ fn refusals_of_the_session() {
         )
         .expect("third leg");
     assert_eq!(
-        session.play(0, c, &[&[1, 2, 3]], false),
+        session.play(0, c, &[vec![1, 2, 3].into()], false),
         Err(Refusal::LegNotNegotiated)
     );
     assert_eq!(
@@ -509,7 +511,7 @@ fn refusals_of_the_session() {
         ))
     );
     assert_eq!(
-        session.play(0, LegIndex(42), &[&[1]], false),
+        session.play(0, LegIndex(42), &[vec![1].into()], false),
         Err(Refusal::UnknownLeg)
     );
     session

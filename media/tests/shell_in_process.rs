@@ -42,15 +42,16 @@ async fn prompts_are_paced_and_shutdown_closes_recordings() {
         Err(ControlError::Refused(Refusal::SessionExists))
     );
 
-    // "beep" is 200 ms: 10 frames of 20 ms.
+    // The synthesised "number-1" is 400 ms: 20 frames of 20 ms (a synthesised prompt, so
+    // the count is exact; "beep" is a recording once the relay has loaded its sounds).
     let started = std::time::Instant::now();
     control
-        .play("s", "a", PlayRequest::Prompt("beep".into()))
+        .play("s", "a", PlayRequest::Prompt("number-1".into()))
         .await
         .expect("play");
     let mut buffer = [0u8; 2048];
     let mut frames = Vec::new();
-    while frames.len() < 10 {
+    while frames.len() < 20 {
         let Ok(received) =
             tokio::time::timeout(Duration::from_secs(5), phone_a.recv_from(&mut buffer)).await
         else {
@@ -69,14 +70,14 @@ async fn prompts_are_paced_and_shutdown_closes_recordings() {
         frames.push((started.elapsed(), header.sequence, header.timestamp));
     }
     let counters = control.load().await.expect("load").counters;
-    assert_eq!(counters.datagrams_sent, 10);
+    assert_eq!(counters.datagrams_sent, 20);
     assert_eq!(
         counters.send_failures, 0,
         "a fresh socket sends at once (no wait for the runtime to see it writable)"
     );
-    let span = frames[9].0 - frames[0].0;
+    let span = frames[19].0 - frames[0].0;
     assert!(
-        span >= Duration::from_millis(160),
+        span >= Duration::from_millis(360),
         "paced, not burst: {span:?}"
     );
     for pair in frames.windows(2) {

@@ -1,10 +1,13 @@
 //! `carillon-relay`: a stand-alone media relay (what a relay-only node runs), driven over
 //! its HTTP control API. Prints `ready <control address>` on stdout once serving; stops on
 //! SIGINT/SIGTERM or when stdin closes (so a test that dies takes its relay with it).
+//! It loads the recorded music on hold and announcements first, and exits with an error
+//! naming the file and the Debian package to install when one is missing.
 
 use anyhow::Context;
 use carillon_media::leg::LatchPolicy;
-use carillon_media::shell::{self, RelayConfig};
+use carillon_media::shell::{self, RelayConfig, SoundsConfig};
+use carillon_media::sound_library::{DEFAULT_MOH_DIR, DEFAULT_SOUNDS_DIR};
 use clap::Parser;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +31,12 @@ struct Args {
     /// Directory of recordings.
     #[arg(long, default_value = "recordings")]
     recordings_dir: PathBuf,
+    /// Music on hold (Debian's asterisk-moh-opsound-wav).
+    #[arg(long, default_value = DEFAULT_MOH_DIR)]
+    moh_dir: PathBuf,
+    /// Announcements (Debian's asterisk-core-sounds-en-wav).
+    #[arg(long, default_value = DEFAULT_SOUNDS_DIR)]
+    sounds_dir: PathBuf,
     /// Nap after an engine turn that relayed few datagrams, in microseconds (0: none, at
     /// most 50,000); at most this much latency added, for fewer wake-ups under load.
     #[arg(long, default_value_t = shell::DEFAULT_WAKE_COALESCE_US)]
@@ -91,6 +100,10 @@ fn main() -> anyhow::Result<()> {
             relatch_quiet_ms: args.relatch_quiet_ms,
         },
         wake_coalesce_us: args.wake_coalesce_us,
+        sounds: SoundsConfig {
+            moh_dir: args.moh_dir.clone(),
+            sounds_dir: args.sounds_dir.clone(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -74,6 +74,7 @@ fn plan_from(args: &Args) -> anyhow::Result<PeerPlan> {
             switch_after_ms: args.switch_after_ms,
             dtmf: args.dtmf.clone(),
             dtmf_at_ms: args.dtmf_at_ms,
+            payloads_file: None,
         }],
         duration_ms: args.duration_ms,
         linger_ms: args.linger_ms,

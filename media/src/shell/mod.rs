@@ -9,7 +9,9 @@
 //! fires at the core's next due time and at least every [`PLAYOUT_TICK_MS`].
 //!
 //! Entry point: [`serve`] starts a relay from a [`RelayConfig`] and returns a
-//! [`RelayHandle`]; [`RelayHandle::shutdown`] stops it, closing recordings.
+//! [`RelayHandle`]; [`RelayHandle::shutdown`] stops it, closing recordings. Every relay
+//! loads the recorded sounds of the catalogue first ([`sounds`]) and does not start without
+//! them.
 //!
 //! Boundary: the shell knows sockets, files and HTTP; what happens to a packet is decided by
 //! the core alone.
@@ -21,13 +23,17 @@ pub mod engine;
 pub mod files;
 pub mod http;
 pub mod load;
+pub mod sounds;
 
+pub use crate::sound_library::SoundsConfig;
 pub use control::{Control, ControlError, ControlResult};
 
 use crate::control::{Relay, RelayConfig as CoreConfig};
 use crate::leg::LatchPolicy;
 use crate::port_pool::EmptyPortRange;
+use crate::sound_library::SoundLibrary;
 use engine::{Engine, EngineSettings};
+use sounds::SoundLoadError;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
@@ -68,11 +74,13 @@ pub struct RelayConfig {
     pub latch: LatchPolicy,
     /// Nap after an engine turn that relayed few datagrams, in microseconds (0: none).
     pub wake_coalesce_us: u64,
+    /// Where the recorded music on hold and announcements are (Debian's paths by default).
+    pub sounds: SoundsConfig,
 }
 
 impl RelayConfig {
     /// A configuration with the defaults: in-process control only, default latching,
-    /// [`DEFAULT_WAKE_COALESCE_US`].
+    /// [`DEFAULT_WAKE_COALESCE_US`], the sounds where Debian installs them.
     pub fn new(bind_ip: IpAddr, first_port: u16, last_port: u16, recordings_dir: PathBuf) -> Self {
         RelayConfig {
             bind_ip,
@@ -83,6 +91,7 @@ impl RelayConfig {
             recordings_dir,
             latch: LatchPolicy::default(),
             wake_coalesce_us: DEFAULT_WAKE_COALESCE_US,
+            sounds: SoundsConfig::default(),
         }
     }
 }
@@ -109,6 +118,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A sound of the catalogue is missing or unusable.
+    #[error(transparent)]
+    Sound(#[from] SoundLoadError),
     /// The nap is longer than [`MAX_WAKE_COALESCE_US`].
     #[error("wake_coalesce_us is {0}: at most {MAX_WAKE_COALESCE_US} (50 ms) is allowed")]
     WakeCoalesceTooLong(u64),
@@ -133,18 +145,37 @@ pub struct RelayHandle {
     engine_finished: oneshot::Receiver<()>,
 }
 
-/// Starts a relay: the engine on a thread of its own and, when `control_addr` is set, the
-/// HTTP control API. Must be called within a tokio runtime (for the HTTP API).
+/// Starts a relay: loads the recorded sounds (failing when one is missing), then the engine
+/// on a thread of its own and, when `control_addr` is set, the HTTP control API. Must be
+/// called within a tokio runtime (for the HTTP API and the blocking file reads).
 pub async fn serve(config: RelayConfig) -> Result<RelayHandle, ServeError> {
     if config.wake_coalesce_us > MAX_WAKE_COALESCE_US {
         return Err(ServeError::WakeCoalesceTooLong(config.wake_coalesce_us));
     }
-    let relay = Relay::new(CoreConfig {
+    let mut relay = Relay::new(CoreConfig {
         advertised_ip: config.advertised_ip.unwrap_or(config.bind_ip),
         first_port: config.first_port,
         last_port: config.last_port,
         latch: config.latch,
     })?;
+    let library = SoundLibrary::new(&config.sounds);
+    // Some megabytes of files: read on the runtime's blocking pool, not on its workers.
+    let (relay, loaded) = tokio::task::spawn_blocking(move || {
+        let loaded = sounds::load(&mut relay, &library);
+        (relay, loaded)
+    })
+    .await
+    .map_err(|join| ServeError::Thread(std::io::Error::other(join)))?;
+    let loaded = loaded?;
+    tracing::info!(
+        prompts = loaded.prompts,
+        audio_seconds = loaded.audio_seconds(),
+        bytes = loaded.bytes,
+        elapsed_ms = loaded.elapsed.as_secs_f64() * 1000.0,
+        moh_dir = %config.sounds.moh_dir.display(),
+        sounds_dir = %config.sounds.sounds_dir.display(),
+        "sounds loaded"
+    );
     std::fs::create_dir_all(&config.recordings_dir).map_err(|source| {
         ServeError::RecordingsDir {
             path: config.recordings_dir.clone(),

@@ -265,6 +265,7 @@ pub fn stream(local: SocketAddr, remote: SocketAddr, seed: u32, expect_seed: u32
         switch_after_ms: 0,
         dtmf: String::new(),
         dtmf_at_ms: 0,
+        payloads_file: None,
     }
 }
 
