@@ -43,6 +43,10 @@ pub const ANNOUNCEMENTS: &[&str] = &[
     "agent-loggedoff",
     "agent-incorrect",
     "auth-incorrect",
+    // Feature codes: ready, paused, refused.
+    "activated",
+    "de-activated",
+    "feature-not-avail-line",
     // General.
     "beep",
     "pbx-invalid",
@@ -189,7 +193,7 @@ mod tests {
             by_name("moh-morning-coffee").package,
             SoundPackage::MusicOnHold
         );
-        assert_eq!(library.files().len(), 2 + 17 + 29);
+        assert_eq!(library.files().len(), 2 + 20 + 29);
         let names: BTreeSet<&str> = library.files().iter().map(|f| f.prompt.as_str()).collect();
         assert_eq!(names.len(), library.files().len(), "names are unique");
         assert!(

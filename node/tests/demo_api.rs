@@ -179,6 +179,12 @@ async fn the_demo_api_as_users_meet_it() {
             [200, 200, 403, 403, 403, 403, 401],
         ),
         (
+            "GET",
+            "/api/v1/cluster/placement".into(),
+            None,
+            [200, 200, 403, 403, 403, 403, 401],
+        ),
+        (
             "DELETE",
             "/api/v1/cluster/members/99".into(),
             None,
