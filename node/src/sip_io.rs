@@ -276,7 +276,13 @@ impl SipServer {
         let (reg_tx, registrations) = watch::channel(Registrations::default());
         let (snap_tx, snapshot) = watch::channel(EdgeSnapshot::default());
         let (seed, key) = entropy();
-        let edge = Edge::new(config.edge, accounts, seed, key);
+        let mut edge_config = config.edge;
+        if edge_config.advertised_port == 0 {
+            // Bound to port 0: the Contact and Via name the port the OS chose,
+            // or phones would send their ACKs and BYEs nowhere.
+            edge_config.advertised_port = udp_addr.or(tcp_addr).map_or(0, |a| a.port());
+        }
+        let edge = Edge::new(edge_config, accounts, seed, key);
         let (commands_tx, commands_rx) = mpsc::channel::<D::Command>(COMMAND_QUEUE);
         tasks.push(tokio::spawn(run_edge(
             edge,
