@@ -233,3 +233,24 @@ fn sdp_errors() {
     )
     .is_err());
 }
+
+#[test]
+fn feature_codes_with_a_raw_hash_are_taken_and_other_raw_characters_are_not() {
+    let request = |uri: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <sip:a@d>;tag=1\r\nTo: <{uri}>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    for uri in ["sip:404#@d", "sip:%23300%23@d", "sip:#300#@d"] {
+        let text = request(uri);
+        let m = Message::parse(text.as_bytes()).unwrap();
+        let printed = String::from_utf8(m.to_bytes()).unwrap();
+        assert!(printed.contains(&format!("INVITE {uri} SIP/2.0")), "{uri}");
+    }
+    for uri in ["sip:40 4@d", "sip:4<04@d", "sip:4\"04@d"] {
+        let text = request(uri);
+        assert!(Message::parse(text.as_bytes()).is_err(), "{uri}");
+    }
+}

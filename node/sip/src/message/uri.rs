@@ -122,8 +122,11 @@ pub(crate) fn parse_port(p: &str) -> Result<u16, SyntaxError> {
     u16::try_from(value).map_err(|_| SyntaxError("port out of range"))
 }
 
+/// RFC 3261 user characters, and `#` unescaped: phones send feature codes
+/// such as `#300#` that way (baresip, many desk phones), and Kamailio and
+/// Asterisk take them; the user part is only ever compared, never re-parsed.
 fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || b"&=+$,;?/".contains(&b)
+    is_unreserved(b) || b"&=+$,;?/#".contains(&b)
 }
 
 fn is_password_char(b: u8) -> bool {
