@@ -250,6 +250,32 @@ fn a_call_reserves_connects_wraps_up_and_closes_with_one_record() {
 }
 
 #[test]
+fn a_call_is_offered_to_one_agent_at_a_time_unless_the_queue_rings_all() {
+    let mut c = setup(json!({}), 2);
+    let (tenant, a, b) = (c.f.tenant, c.agents[0], c.agents[1]);
+    c.enqueue(T0, "e");
+    c.offer(T0 + 10, "e", a).expect("a");
+    assert_eq!(
+        c.offer(T0 + 11, "e", b),
+        Err(RefusalCode::EntryAlreadyAssigned),
+        "a second agent is refused while the first rings"
+    );
+    assert_eq!(c.voice(b), Voice::Idle, "the refused agent is untouched");
+    c.at(
+        T0 + 20,
+        Command::ReleaseOffer {
+            tenant,
+            entry: "e".into(),
+            user: a,
+            end: OfferEnd::NoAnswer,
+        },
+    )
+    .expect("a does not answer");
+    c.offer(T0 + 30, "e", b)
+        .expect("once the first offer ended, the next agent gets it");
+}
+
+#[test]
 fn ring_all_connects_one_and_frees_the_others() {
     let mut c = setup(json!({"strategy": {"kind": "ring_all"}}), 2);
     let (tenant, a, b) = (c.f.tenant, c.agents[0], c.agents[1]);

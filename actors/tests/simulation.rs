@@ -449,7 +449,9 @@ impl Sim {
                     QueueMsg::Gone { entry } => {
                         self.offered.remove(entry);
                     }
-                    QueueMsg::Agent(r) => {
+                    // A busy agent keeps its offer until it ends it; a free
+                    // one holds none.
+                    QueueMsg::Agent(r) if r.available || !r.member => {
                         for a in self.offered.values_mut() {
                             a.remove(&r.agent);
                         }

@@ -233,6 +233,17 @@ impl TenantState {
         ensure(in_queue, RefusalCode::AgentUnavailable, || {
             "A1: the agent is neither checked in to the queue nor a static member".into()
         })?;
+        let ring_all = self
+            .queues
+            .get(&e.queue)
+            .is_some_and(|q| q.spec.strategy == crate::model::queue::Strategy::RingAll);
+        ensure(
+            ring_all || e.offered_to.iter().all(|u| *u == user),
+            RefusalCode::EntryAlreadyAssigned,
+            || {
+                "Q1: the caller is already offered to another agent (only ring-all offers a call to several)".into()
+            },
+        )?;
         let state = self.voice.entry(user).or_default();
         match &state.voice {
             Voice::Idle => {}

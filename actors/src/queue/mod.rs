@@ -32,6 +32,9 @@ use crate::model::queue::{QueueSpec, Strategy};
 use crate::model::{QueueId, TenantId, UserId};
 use crate::routing::{self, AgentInfo, Choice, QueueIndex, WaitingCall};
 
+/// Margin over the ring timeout before an offer nobody ended is dropped.
+const OFFER_GRACE_MS: u64 = 10_000;
+
 /// What the queue machine reads of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSnapshot {
@@ -109,8 +112,8 @@ pub struct QueueMachine {
     queue: QueueId,
     spec: Option<QueueSpec>,
     waiting: BTreeMap<String, EntryInfo>,
-    /// Offers sent and not yet ended: entry -> agents.
-    offers: BTreeMap<String, BTreeSet<UserId>>,
+    /// Offers sent and not yet ended: entry -> agent -> when it was sent.
+    offers: BTreeMap<String, BTreeMap<UserId, u64>>,
     /// Agents that were sent an offer and have not reported since.
     pending: BTreeSet<UserId>,
     reports: BTreeMap<UserId, AgentReport>,
@@ -229,7 +232,7 @@ impl QueueMachine {
             .collect::<Vec<_>>()
         {
             self.reports.remove(&gone);
-            self.pending.remove(&gone);
+            self.drop_offers_of(gone);
             self.index.remove(gone);
         }
         for new in s
@@ -270,11 +273,16 @@ impl QueueMachine {
             }
             QueueMsg::Agent(report) => {
                 let user = report.agent;
-                self.pending.remove(&user);
-                for agents in self.offers.values_mut() {
-                    agents.remove(&user);
+                // An agent that is free again (or left the queue) holds none
+                // of this queue's offers. One that reports busy keeps them:
+                // it is ringing for one (the ledger granted it), and ends
+                // each with `OfferEnded`; clearing them here would offer the
+                // same caller to the next agent while the first one rings.
+                if report.available || !report.member {
+                    self.drop_offers_of(user);
+                } else if !self.offers.values().any(|a| a.contains_key(&user)) {
+                    self.pending.remove(&user);
                 }
-                self.offers.retain(|_, a| !a.is_empty());
                 if report.member {
                     self.members.insert(user);
                     self.reports.insert(user, *report);
@@ -296,6 +304,7 @@ impl QueueMachine {
             QueueMsg::Pull { agent } => self.on_pull(now_ms, agent, out),
             QueueMsg::Tick => {
                 self.next_tick_ms = None;
+                self.expire_offers(now_ms);
             }
             QueueMsg::Refresh => {}
         }
@@ -321,16 +330,16 @@ impl QueueMachine {
                 .cloned()
         });
         match best {
-            Some(entry) => self.offer(entry, agent, out),
+            Some(entry) => self.offer(now_ms, entry, agent, out),
             None => out.push(self.to_agent(agent, AgentMsg::NothingWaiting { queue: self.queue })),
         }
     }
 
-    fn offer(&mut self, entry: EntryInfo, agent: UserId, out: &mut Vec<QueueOutput>) {
+    fn offer(&mut self, now_ms: u64, entry: EntryInfo, agent: UserId, out: &mut Vec<QueueOutput>) {
         self.offers
             .entry(entry.entry.clone())
             .or_default()
-            .insert(agent);
+            .insert(agent, now_ms);
         self.pending.insert(agent);
         self.index.chosen(agent);
         self.reindex(agent);
@@ -369,11 +378,11 @@ impl QueueMachine {
                         if self
                             .offers
                             .get(&entry.entry)
-                            .is_some_and(|a| a.contains(&agent))
+                            .is_some_and(|a| a.contains_key(&agent))
                         {
                             continue;
                         }
-                        self.offer(entry.clone(), agent, out);
+                        self.offer(now_ms, entry.clone(), agent, out);
                     }
                 }
                 Choice::NoneEligible => {}
@@ -382,8 +391,50 @@ impl QueueMachine {
         self.arm_tick(now_ms, &spec, out);
     }
 
+    /// Forgets every offer `agent` holds from this queue.
+    fn drop_offers_of(&mut self, agent: UserId) {
+        self.pending.remove(&agent);
+        for agents in self.offers.values_mut() {
+            agents.remove(&agent);
+        }
+        self.offers.retain(|_, a| !a.is_empty());
+    }
+
+    /// How long an offer may stay unanswered by its agent actor before the
+    /// queue stops waiting for its `OfferEnded` (an agent actor that moved
+    /// to another node with the offer in flight): the ring timeout and a
+    /// margin for the ledger round trips.
+    fn offer_deadline_ms(&self) -> u64 {
+        let ring_s = self
+            .spec
+            .as_ref()
+            .map_or(60, |s| u64::from(s.ring_timeout_s));
+        ring_s * 1000 + OFFER_GRACE_MS
+    }
+
+    fn expire_offers(&mut self, now_ms: u64) {
+        let deadline = self.offer_deadline_ms();
+        let stale: Vec<UserId> = self
+            .offers
+            .values()
+            .flat_map(|a| a.iter())
+            .filter(|(_, sent)| now_ms >= **sent + deadline)
+            .map(|(u, _)| *u)
+            .collect();
+        for agent in stale {
+            tracing::warn!(
+                queue = self.queue.0,
+                agent = agent.0,
+                "an offer was never ended by its agent; the caller is offered again"
+            );
+            self.drop_offers_of(agent);
+            self.reindex(agent);
+        }
+    }
+
     /// Wakes the machine when a relaxation step or a back-off ends while
-    /// calls wait (routing may then find an agent it could not before).
+    /// calls wait (routing may then find an agent it could not before), and
+    /// when an offer outlives its deadline.
     fn arm_tick(&mut self, now_ms: u64, spec: &QueueSpec, out: &mut Vec<QueueOutput>) {
         if self.waiting.is_empty() {
             return;
@@ -403,6 +454,10 @@ impl QueueMachine {
             if r.member && r.available {
                 consider(r.not_before_ms);
             }
+        }
+        let deadline = self.offer_deadline_ms();
+        for sent in self.offers.values().flat_map(|a| a.values()) {
+            consider(sent + deadline);
         }
         if let Some(at) = next {
             if self.next_tick_ms.is_none_or(|t| at < t) {
@@ -430,7 +485,7 @@ impl QueueMachine {
                 ring_all || agents.len() == 1,
                 "one offer at a time per entry"
             );
-            for a in agents {
+            for a in agents.keys() {
                 assert!(self.pending.contains(a), "an offered agent is pending");
                 assert!(
                     !self.index.get(*a).is_some_and(|i| i.available),
@@ -474,3 +529,6 @@ fn lost(info: &EntryInfo, now_ms: u64) -> ActivityRecord {
         node: info.call.node,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! The queue machine by exact output sequences.
+
+use super::*;
+use crate::ledger::CallCheckpoint;
+use crate::model::activity::OfferEnd;
+
+const T: TenantId = TenantId(2);
+const Q: QueueId = QueueId(24);
+const A: UserId = UserId(15);
+const B: UserId = UserId(16);
+
+fn spec(strategy: serde_json::Value) -> QueueSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": "Sales", "strategy": strategy, "ring_timeout_s": 20
+    }))
+    .expect("a valid queue spec")
+}
+
+fn entry(id: &str, sequence: u64) -> EntryInfo {
+    EntryInfo {
+        tenant: T,
+        queue: Q,
+        entry: id.into(),
+        priority: 0,
+        sequence,
+        enqueued_at_ms: sequence,
+        call: CallCheckpoint {
+            node: 1,
+            leg: 7,
+            sip_call_id: id.into(),
+            caller: "+1".into(),
+            called: "+2".into(),
+            media_session: id.into(),
+            relay: "local".into(),
+            agent_offer_sdp: "offer".into(),
+            arrived_at_ms: 0,
+        },
+    }
+}
+
+fn report(agent: UserId, available: bool, idle_since_ms: u64) -> QueueInput {
+    QueueInput::Message(QueueMsg::Agent(Box::new(AgentReport {
+        agent,
+        member: true,
+        available,
+        skills: BTreeMap::new(),
+        idle_since_ms,
+        last_offered_ms: None,
+        calls_taken: 0,
+        talk_time_ms: 0,
+        not_before_ms: 0,
+    })))
+}
+
+fn names(outputs: &[QueueOutput]) -> Vec<String> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            QueueOutput::Send(Envelope {
+                to,
+                message: Message::Agent(m),
+                ..
+            }) => {
+                let to = match to {
+                    Address::Actor {
+                        key: crate::placement::ActorKey::Agent { user, .. },
+                    } => user.0,
+                    other => panic!("an agent message to {other:?}"),
+                };
+                match m {
+                    AgentMsg::Offer(e) => format!("offer {} to {to}", e.entry),
+                    AgentMsg::NothingWaiting { .. } => format!("nothing for {to}"),
+                    AgentMsg::Report { .. } => format!("ask {to} to report"),
+                    other => format!("{other:?} to {to}"),
+                }
+            }
+            QueueOutput::Send(other) => format!("send {other:?}"),
+            QueueOutput::Tick { after_ms } => format!("tick in {after_ms}"),
+            QueueOutput::CloseLost(r) => format!("close {} as lost", r.id),
+        })
+        .collect()
+}
+
+/// A machine with two idle agents (A idle longer) and one waiting call.
+fn two_agents_one_call(strategy: serde_json::Value) -> QueueMachine {
+    let mut m = QueueMachine::new(T, Q, 7);
+    let out = m.handle(
+        0,
+        QueueInput::Snapshot(Box::new(QueueSnapshot {
+            spec: spec(strategy),
+            waiting: vec![],
+            members: [A, B].into(),
+            nodes: [1].into(),
+        })),
+    );
+    assert_eq!(names(&out), ["ask 15 to report", "ask 16 to report"]);
+    assert!(m.handle(10, report(A, true, 1)).is_empty());
+    assert!(m.handle(10, report(B, true, 5)).is_empty());
+    m
+}
+
+#[test]
+fn a_busy_report_from_the_ringing_agent_keeps_the_call_from_the_next_agent() {
+    let mut m = two_agents_one_call(serde_json::json!({"kind": "longest_idle"}));
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 1)))),
+    );
+    assert_eq!(names(&out), ["offer c1 to 15", "tick in 30000"]);
+    // The ledger granted A the offer: A reports itself busy while it rings.
+    assert!(
+        m.handle(110, report(A, false, 1)).is_empty(),
+        "B is not offered the call A is ringing for"
+    );
+    // A does not answer: the call goes to B.
+    let out = m.handle(
+        20_200,
+        QueueInput::Message(QueueMsg::OfferEnded {
+            entry: "c1".into(),
+            agent: A,
+            end: OfferEnd::NoAnswer,
+        }),
+    );
+    // The tick armed for A's offer is still due first.
+    assert_eq!(names(&out), ["offer c1 to 16"]);
+}
+
+#[test]
+fn ring_all_offers_every_available_agent_once() {
+    let mut m = two_agents_one_call(serde_json::json!({"kind": "ring_all"}));
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 1)))),
+    );
+    assert_eq!(
+        names(&out),
+        ["offer c1 to 15", "offer c1 to 16", "tick in 30000"]
+    );
+    assert!(m.handle(110, report(A, false, 1)).is_empty());
+    assert!(m.handle(111, report(B, false, 5)).is_empty());
+}
+
+#[test]
+fn an_offer_nobody_ends_is_dropped_after_the_ring_timeout_and_a_margin() {
+    let mut m = two_agents_one_call(serde_json::json!({"kind": "longest_idle"}));
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 1)))),
+    );
+    assert_eq!(names(&out), ["offer c1 to 15", "tick in 30000"]);
+    assert!(m.handle(110, report(A, false, 1)).is_empty());
+    // A's actor moved with the offer in flight and never answers for it.
+    let out = m.handle(30_100, QueueInput::Message(QueueMsg::Tick));
+    assert_eq!(names(&out), ["offer c1 to 16", "tick in 30000"]);
+}
+
+#[test]
+fn an_agent_free_again_holds_no_offer_and_is_offered_the_next_call() {
+    let mut m = two_agents_one_call(serde_json::json!({"kind": "longest_idle"}));
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 1)))),
+    );
+    assert_eq!(names(&out), ["offer c1 to 15", "tick in 30000"]);
+    // A answered: the caller left the queue, then A is free again.
+    assert!(m
+        .handle(
+            200,
+            QueueInput::Message(QueueMsg::Gone { entry: "c1".into() })
+        )
+        .is_empty());
+    assert!(m.handle(210, report(A, false, 1)).is_empty());
+    let out = m.handle(
+        300,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c2", 2)))),
+    );
+    assert_eq!(
+        names(&out),
+        ["offer c2 to 16"],
+        "the first tick is still due"
+    );
+    assert!(m.handle(9_000, report(A, true, 9_000)).is_empty());
+    let out = m.handle(
+        9_100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c3", 3)))),
+    );
+    assert_eq!(names(&out), ["offer c3 to 15"]);
+}
