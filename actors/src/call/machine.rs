@@ -34,6 +34,9 @@ pub const CALLER_LEG: &str = "caller";
 pub const AGENT_LEG: &str = "agent";
 /// Music on hold when a queue names none.
 pub const DEFAULT_MUSIC: &str = "moh-default";
+/// The relay's own synthesized melody: the last fallback when no recording
+/// of music on hold can be played.
+pub const BUILT_IN_MUSIC: &str = "hold-music";
 
 /// What the call glue knows when it hands a call to a call actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +259,8 @@ pub struct CallMachine {
     refusal: Option<(u16, String)>,
     bridge_failed: bool,
     answered_at_ms: Option<u64>,
+    /// The music on hold last asked of the relay.
+    music: Option<String>,
 }
 
 fn fork_end(notice: &LegNotice) -> OfferEnd {
@@ -293,6 +298,7 @@ impl CallMachine {
             refusal: None,
             bridge_failed: false,
             answered_at_ms: None,
+            music: None,
         }
     }
 
@@ -399,13 +405,7 @@ impl CallMachine {
                     .filter(|m| *m != "default")
                     .map(|m| format!("moh-{m}"))
                     .unwrap_or_else(|| DEFAULT_MUSIC.to_string());
-                out.push(CallOutput::Media {
-                    step: MediaStep::Music,
-                    request: MediaRequest::Music {
-                        leg: CALLER_LEG,
-                        prompt,
-                    },
-                });
+                self.play_music(prompt, out);
                 self.phase = Phase::Enqueuing;
                 self.enqueued_at_ms = Some(now_ms);
                 out.push(CallOutput::Ledger {
@@ -448,9 +448,42 @@ impl CallMachine {
                 self.refusal = Some((status, text));
                 self.finish(now_ms, out);
             }
+            (MediaStep::Music, Err(reason)) => {
+                // A queue's music class the relay lacks: the default class,
+                // then the relay's own melody; the caller never waits in
+                // silence because of a missing file.
+                let next = match self.music.as_deref() {
+                    Some(BUILT_IN_MUSIC) => None,
+                    Some(DEFAULT_MUSIC) => Some(BUILT_IN_MUSIC),
+                    _ => Some(DEFAULT_MUSIC),
+                };
+                tracing::warn!(
+                    call = %self.setup.call,
+                    music = ?self.music,
+                    fallback = ?next,
+                    %reason,
+                    "the relay cannot play the queue's music on hold"
+                );
+                if let Some(next) = next {
+                    if matches!(self.phase, Phase::Enqueuing | Phase::Waiting) {
+                        self.play_music(next.to_string(), out);
+                    }
+                }
+            }
             // Music, its stop, the agent's answer and the removal need no step.
             _ => {}
         }
+    }
+
+    fn play_music(&mut self, prompt: String, out: &mut Vec<CallOutput>) {
+        self.music = Some(prompt.clone());
+        out.push(CallOutput::Media {
+            step: MediaStep::Music,
+            request: MediaRequest::Music {
+                leg: CALLER_LEG,
+                prompt,
+            },
+        });
     }
 
     fn checkpoint(&self) -> CallCheckpoint {

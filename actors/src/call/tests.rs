@@ -406,3 +406,20 @@ fn a_full_queue_refuses_the_caller_and_writes_a_refused_record() {
     ));
     let _ = OfferEnd::Answered;
 }
+
+#[test]
+fn music_the_relay_cannot_play_falls_back_to_the_default_then_the_built_in_melody() {
+    let mut m = waiting_with_two_forks();
+    let failed = |reason: &str| CallInput::Media {
+        step: MediaStep::Music,
+        result: Err(reason.into()),
+    };
+    assert_eq!(
+        feed(&mut m, 1_030, failed("UNKNOWN_PROMPT moh-default")),
+        ["media music hold-music"]
+    );
+    assert!(
+        feed(&mut m, 1_031, failed("UNKNOWN_PROMPT hold-music")).is_empty(),
+        "nothing is left to try: no loop"
+    );
+}
