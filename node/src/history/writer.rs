@@ -30,6 +30,7 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct HistoryMetrics {
     written: IntCounterVec,
+    duplicates: IntCounterVec,
     missed: IntCounterVec,
     failures: IntCounter,
 }
@@ -45,6 +46,14 @@ impl HistoryMetrics {
             &["tenant"],
         )?;
         registry.register(Box::new(written.clone()))?;
+        let duplicates = IntCounterVec::new(
+            Opts::new(
+                "carillon_history_records_duplicate_total",
+                "Activity records the writer found stored already (a replay of the outbox).",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(duplicates.clone()))?;
         let missed = IntCounterVec::new(
             Opts::new(
                 "carillon_history_records_missed_total",
@@ -60,6 +69,7 @@ impl HistoryMetrics {
         registry.register(Box::new(failures.clone()))?;
         Ok(HistoryMetrics {
             written,
+            duplicates,
             missed,
             failures,
         })
@@ -222,6 +232,12 @@ impl Writer {
                     .written
                     .with_label_values(&[&label])
                     .inc_by(report.written as u64);
+                if report.duplicates > 0 {
+                    self.metrics
+                        .duplicates
+                        .with_label_values(&[&label])
+                        .inc_by(report.duplicates as u64);
+                }
                 if missed > 0 {
                     self.metrics
                         .missed
