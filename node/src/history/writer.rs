@@ -204,13 +204,15 @@ impl Writer {
                 Ok(false)
             }
             DrainStep::LedgerBehind { stored, last_seq } => {
+                // Normal while a restarted node replays its log after the
+                // last snapshot; lasting only when the ledger was replaced.
                 if self.behind.insert(tenant) {
-                    tracing::warn!(
+                    tracing::info!(
                         tenant = tenant.0,
                         stored,
                         last_seq,
                         "the history store has drained further than this node's ledger \
-                         replica's outbox reaches; waiting for the replica"
+                         replica's outbox reaches; waiting for the replica to catch up"
                     );
                 }
                 Ok(false)
