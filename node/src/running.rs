@@ -153,6 +153,8 @@ impl RunningNode {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
+            // The peer's address feeds D4's self-adapting binding.
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
