@@ -84,6 +84,29 @@ async fn a_self_adapting_agent_is_bound_to_the_phone_registered_from_its_address
     // Reception's desk phone registers from 127.0.0.6, Anna's from .5.
     sipp_register(dir.path(), sip, "127.0.0.5", account(&file, "anna"));
     sipp_register(dir.path(), sip, "127.0.0.6", account(&file, "reception"));
+    // The edge publishes its registrations every 100-250 ms: wait for both.
+    let mut registered = 0;
+    for _ in 0..100 {
+        let (_, extensions) = api
+            .call(
+                Some(&admin),
+                "GET",
+                &format!("/api/v1/tenants/{t}/extensions"),
+                None,
+            )
+            .await;
+        registered = extensions.as_array().map_or(0, |e| {
+            e.iter()
+                .filter(|x| x["sip_username"] == "anna" || x["sip_username"] == "reception")
+                .filter(|x| x["bindings"].as_array().is_some_and(|b| !b.is_empty()))
+                .count()
+        });
+        if registered == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(registered, 2, "both phones' registrations are published");
     let (_, devices) = api
         .call(
             Some(&admin),
