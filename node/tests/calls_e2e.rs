@@ -100,7 +100,7 @@ async fn two_hundred_calls_through_two_queues_at_ten_per_second() {
     for agent in &agents {
         media.push(AgentMedia::bind(agent.index, limit).await);
     }
-    let behaviour = Behaviour {
+    let behaviour = Behaviour::Answers {
         ring_ms: RING_MS,
         hold_ms: HOLD_MS,
     };

@@ -4,6 +4,7 @@
 
 pub mod centre;
 pub mod rtp;
+pub mod scene;
 pub mod sipp;
 
 use serde_json::{json, Value};

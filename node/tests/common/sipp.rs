@@ -43,13 +43,15 @@ pub fn scenario(name: &str) -> PathBuf {
 
 /// Copies scenario `name` into `dir` with its `@PLACEHOLDER@`s replaced
 /// (SIPp reads no keyword in a timeout attribute).
-pub fn filled(dir: &Path, name: &str, tag: &str, values: &[(&str, u64)]) -> PathBuf {
+pub fn filled(dir: &Path, name: &str, tag: &str, values: &[(&str, String)]) -> PathBuf {
     let mut text = std::fs::read_to_string(scenario(name)).expect("read scenario");
     for (key, value) in values {
         text = text.replace(&format!("@{key}@"), &value.to_string());
     }
     assert!(
-        !text.contains("_MS@"),
+        !["_MS@", "@STATUS@", "@REASON@"]
+            .iter()
+            .any(|p| text.contains(p)),
         "{name}: every placeholder is given a value"
     );
     let path = dir.join(format!("{tag}-{name}"));
@@ -160,15 +162,24 @@ pub fn register(
 
 /// How an agent's phone behaves on each INVITE.
 #[derive(Debug, Clone, Copy)]
-pub struct Behaviour {
-    /// Ringing before the 200 (longer than the test: it never answers).
-    pub ring_ms: u64,
-    /// Talk before the agent hangs up.
-    pub hold_ms: u64,
+pub enum Behaviour {
+    /// `agent.xml`: rings `ring_ms` (longer than the test: it never
+    /// answers), answers, and hangs up after `hold_ms` of talk.
+    Answers {
+        /// Ringing before the 200.
+        ring_ms: u64,
+        /// Talk before the agent hangs up.
+        hold_ms: u64,
+    },
+    /// `agent_refuses.xml`: 180, then `status` (486 busy, 603 decline).
+    Refuses {
+        /// The final response.
+        status: u16,
+    },
 }
 
-/// An agent's phone: SIPp answering INVITEs on `sip_port` with `agent.xml`,
-/// its media at `rtp_port`.
+/// An agent's phone: SIPp taking INVITEs on `sip_port` as its
+/// [`Behaviour`] says, its media at `rtp_port`.
 pub struct AgentPhone {
     /// The account it registered.
     pub account: Account,
@@ -199,15 +210,26 @@ impl AgentPhone {
                 continue;
             }
             let name = format!("agent-{}", account.username);
-            let scenario = filled(
-                dir,
-                "agent.xml",
-                &name,
-                &[
-                    ("RING_MS", behaviour.ring_ms),
-                    ("HOLD_MS", behaviour.hold_ms),
-                ],
-            );
+            let scenario = match behaviour {
+                Behaviour::Answers { ring_ms, hold_ms } => filled(
+                    dir,
+                    "agent.xml",
+                    &name,
+                    &[
+                        ("RING_MS", ring_ms.to_string()),
+                        ("HOLD_MS", hold_ms.to_string()),
+                    ],
+                ),
+                Behaviour::Refuses { status } => filled(
+                    dir,
+                    "agent_refuses.xml",
+                    &name,
+                    &[
+                        ("STATUS", status.to_string()),
+                        ("REASON", reason_phrase(status).to_string()),
+                    ],
+                ),
+            };
             let log = dir.join(format!("{name}.log"));
             let out = std::fs::File::create(dir.join(format!("{name}.out"))).expect("out");
             let child = sipp(dir, sip, sip_port, &log, &[])
@@ -218,13 +240,27 @@ impl AgentPhone {
                 .stdout(out)
                 .spawn()
                 .expect("start sipp");
-            return AgentPhone {
+            let mut phone = AgentPhone {
                 account,
                 sip_port,
                 rtp_port,
                 log,
                 process: Guarded(child),
             };
+            // A scenario SIPp cannot read ends it at once.
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                phone.running(),
+                "{name} ended at once: {}",
+                std::fs::read_to_string(dir.join(format!("{name}.out")))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            return phone;
         }
         panic!("{} did not register: {last}", account.username);
     }
@@ -242,6 +278,16 @@ impl AgentPhone {
     /// SIPp's error log.
     pub fn errors(&self) -> String {
         std::fs::read_to_string(self.log.with_extension("errors")).unwrap_or_default()
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        486 => "Busy Here",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        480 => "Temporarily Unavailable",
+        _ => "Refused",
     }
 }
 
@@ -280,7 +326,7 @@ impl Callers {
         }
         let inf = dir.join(format!("{name}.csv"));
         std::fs::write(&inf, csv).expect("injection file");
-        let scenario = filled(dir, "caller.xml", name, &[("HOLD_MS", hold_ms)]);
+        let scenario = filled(dir, "caller.xml", name, &[("HOLD_MS", hold_ms.to_string())]);
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(dir.join(format!("{name}.out"))).expect("out");
         let count = calls.len().to_string();
@@ -311,12 +357,20 @@ impl Callers {
     pub fn wait(&mut self, within: Duration) -> Option<i32> {
         let polls = within.as_millis() / 50;
         for _ in 0..=polls {
-            if let Ok(Some(status)) = self.process.0.try_wait() {
-                return Some(status.code().unwrap_or(-1));
+            if let Some(code) = self.exited() {
+                return Some(code);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// SIPp's exit code if it has ended (-1 when killed by a signal).
+    pub fn exited(&mut self) -> Option<i32> {
+        match self.process.0.try_wait() {
+            Ok(Some(status)) => Some(status.code().unwrap_or(-1)),
+            _ => None,
+        }
     }
 
     /// SIPp's error log.
