@@ -2,7 +2,8 @@
 //!
 //! `model` holds the data and the validation rules (V1-V6) as pure
 //! functions; `ledger` is the replicated state machine (directory, licence
-//! ledger, agent sessions, queue entries) that consensus replicates.
+//! ledger, agent sessions, queue entries) that consensus replicates;
+//! `history` is the interface of the store of closed activity records.
 //!
 //! Invariants: nothing here reads a clock, draws randomness or does I/O; a
 //! refusal is a value with a stable code naming its rule, never a panic; an
@@ -16,6 +17,7 @@ pub mod agent;
 pub mod call;
 pub mod device;
 pub mod feature;
+pub mod history;
 pub mod ledger;
 pub mod messages;
 pub mod model;

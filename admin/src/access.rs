@@ -10,7 +10,8 @@ use crate::state::AppState;
 use crate::token::{self, Principal};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use carillon_actors::ledger::{Ledger, TokenOwner};
+use carillon_actors::history::Visibility;
+use carillon_actors::ledger::{Ledger, TenantState, TokenOwner};
 use carillon_actors::model::credentials::hash_api_token;
 use carillon_actors::model::user::{Role, Scope, User};
 use carillon_actors::model::{OperatorId, TenantId, UserId};
@@ -41,6 +42,9 @@ pub enum Area {
     Sessions,
     /// Waiting callers.
     Entries,
+    /// Activity records (H1): who may read them at all; which records a
+    /// reader sees is `routes::history`'s visibility.
+    History,
 }
 
 /// Read or write.
@@ -59,7 +63,7 @@ pub fn role_allows(role: Role, area: Area, mode: Mode) -> bool {
         Role::SystemAdministrator => true,
         Role::TeamAdministrator => match area {
             A::Users | A::Devices | A::Queues | A::Licences | A::Sessions | A::Entries => true,
-            A::Tenant | A::Branches | A::Numbers | A::Catalogue => mode == Mode::Read,
+            A::Tenant | A::Branches | A::Numbers | A::Catalogue | A::History => mode == Mode::Read,
             A::LicencePool => false,
         },
         Role::Supervisor => match area {
@@ -70,10 +74,14 @@ pub fn role_allows(role: Role, area: Area, mode: Mode) -> bool {
             | A::Devices
             | A::Numbers
             | A::Queues
-            | A::Catalogue => mode == Mode::Read,
+            | A::Catalogue
+            | A::History => mode == Mode::Read,
             A::Licences | A::LicencePool => false,
         },
-        Role::Agent => matches!(area, A::Tenant | A::Queues | A::Catalogue) && mode == Mode::Read,
+        // An agent reads its own activity records only (routes::history).
+        Role::Agent => {
+            matches!(area, A::Tenant | A::Queues | A::Catalogue | A::History) && mode == Mode::Read
+        }
         Role::PbxUser | Role::UcUser => area == A::Tenant && mode == Mode::Read,
     }
 }
@@ -195,6 +203,44 @@ impl Caller {
             .iter()
             .any(|g| self.scope.groups.contains(g));
         by_branch || by_group
+    }
+
+    /// Which activity records of `tenant` the caller sees (H1, U1, U4), once
+    /// it may read the history at all: operators and system administrators
+    /// every record; team administrators and supervisors the records of
+    /// the queues their data rights name (all queues when none), of agents
+    /// in their scope and data rights (records no agent took pass), and
+    /// their own; agents only the records they took.
+    pub fn history_visibility(&self, tenant: &TenantState) -> Visibility {
+        let Some(me) = self.user_id() else {
+            return Visibility::all();
+        };
+        if self.roles.contains(&Role::SystemAdministrator) {
+            return Visibility::all();
+        }
+        let manages =
+            self.roles.contains(&Role::TeamAdministrator) || self.roles.contains(&Role::Supervisor);
+        if !manages {
+            return Visibility::own_only(me);
+        }
+        let rights = tenant
+            .find_user(me)
+            .map(|u| u.spec.data_rights.clone())
+            .unwrap_or_default();
+        let queues = (!rights.queues.is_empty()).then_some(rights.queues);
+        let agents = (!self.scope.is_whole_tenant() || !rights.users.is_empty()).then(|| {
+            tenant
+                .users()
+                .filter(|u| self.sees_user(u))
+                .filter(|u| rights.users.is_empty() || rights.users.contains(&u.id))
+                .map(|u| u.id)
+                .collect()
+        });
+        Visibility {
+            queues,
+            agents,
+            own: Some(me),
+        }
     }
 
     /// Whether the caller may list all users of the area (true) or only

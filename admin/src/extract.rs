@@ -89,6 +89,29 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Id<T> {
     }
 }
 
+/// Query parameters. Unknown parameters and values of the wrong type are
+/// 400 `QUERY_INVALID`, naming the parameter.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "QUERY_INVALID",
+                rejection
+                    .body_text()
+                    .trim_start_matches("Failed to deserialize query string: ")
+                    .to_string(),
+            )),
+        }
+    }
+}
+
 /// Reads a JSON object whose `secret_keys` (optional strings) sit beside the
 /// fields of a strict `T` (which denies unknown fields): returns `T` and the
 /// secrets present.

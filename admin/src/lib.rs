@@ -58,6 +58,7 @@ impl Admin {
                 registry,
                 http_metrics,
                 presence: Arc::new(presence::NoSipEdge),
+                history: None,
             },
         })
     }
@@ -65,6 +66,11 @@ impl Admin {
     /// Shows registrations from this node's SIP edge (D7) in the API.
     pub fn set_presence(&mut self, presence: Arc<dyn presence::Presence>) {
         self.state.presence = presence;
+    }
+
+    /// Serves activity records (H1) from this node's history store.
+    pub fn set_history(&mut self, history: Arc<dyn carillon_actors::history::HistoryStore>) {
+        self.state.history = Some(history);
     }
 
     /// The HTTP router.

@@ -6,7 +6,8 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::http_metrics;
 use crate::problem::{Problem, ProblemBody};
 use crate::routes::{
-    auth, catalogue, cluster, devices, licences, numbers, queues, sessions, system, tenants, users,
+    auth, catalogue, cluster, devices, history, licences, numbers, queues, sessions, system,
+    tenants, users,
 };
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -21,12 +22,12 @@ use utoipa_axum::routes;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Carillon admin API", description = "Tenants, users, devices, numbers, queues, licences, agent sessions and the cluster."),
+    info(title = "Carillon admin API", description = "Tenants, users, devices, numbers, queues, licences, agent sessions, activity records and the cluster."),
     components(schemas(ProblemBody)),
     tags(
         (name = "auth"), (name = "tenants"), (name = "branches"), (name = "users"), (name = "devices"),
         (name = "numbers"), (name = "skills"), (name = "groups"), (name = "pause-types"), (name = "queues"),
-        (name = "licences"), (name = "sessions"), (name = "cluster"), (name = "system")
+        (name = "licences"), (name = "sessions"), (name = "history"), (name = "cluster"), (name = "system")
     )
 )]
 struct ApiDoc;
@@ -154,6 +155,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::change_priority))
         .routes(routes!(queues::assign))
         .routes(routes!(queues::abandon))
+        .routes(routes!(history::list))
+        .routes(routes!(history::get))
 }
 
 /// Adds the bearer scheme and, to every operation, the problem responses it

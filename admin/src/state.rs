@@ -1,5 +1,6 @@
 //! What every handler shares: the consensus handle over the ledger, the
-//! clock, the metrics registry.
+//! clock, the metrics registry, the late-bound views of the node (its SIP
+//! edge's registrations, its history store).
 
 use crate::http_metrics::HttpMetrics;
 use carillon_actors::ledger::Ledger;
@@ -19,4 +20,6 @@ pub struct AppState {
     pub http_metrics: Arc<HttpMetrics>,
     /// Registrations from this node's SIP edge (D7).
     pub presence: Arc<dyn crate::presence::Presence>,
+    /// This node's history store (H1), once the node has opened it.
+    pub history: Option<Arc<dyn carillon_actors::history::HistoryStore>>,
 }

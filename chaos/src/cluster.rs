@@ -35,6 +35,18 @@ pub fn carillon_binary() -> Result<PathBuf> {
     )
 }
 
+/// A port free for both TCP and UDP on `ip` (the kernel's choice).
+pub fn free_port(ip: &str) -> Result<u16> {
+    for _ in 0..50 {
+        let tcp = std::net::TcpListener::bind((ip, 0)).with_context(|| format!("bind {ip}:0"))?;
+        let port = tcp.local_addr().context("local address")?.port();
+        if std::net::UdpSocket::bind((ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no port free for both TCP and UDP on {ip}")
+}
+
 /// One node of a test cluster.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
@@ -48,6 +60,9 @@ pub struct NodeSpec {
     pub raft_port: u16,
     /// SIP port.
     pub sip_port: u16,
+    /// The in-process media relay's RTP port range (`[media]`, bound to
+    /// `ip`); `None`: the node relays no media.
+    pub media_ports: Option<(u16, u16)>,
 }
 
 impl NodeSpec {
@@ -59,7 +74,21 @@ impl NodeSpec {
             admin_port: port_base,
             raft_port: port_base + 1,
             sip_port: port_base + 2,
+            media_ports: None,
         }
+    }
+
+    /// A node on `ip` whose admin, Raft and SIP (UDP and TCP) ports are
+    /// free ones, relaying media on RTP ports `first..=last`.
+    pub fn with_free_ports(id: u64, ip: &str, media_ports: (u16, u16)) -> Result<Self> {
+        Ok(Self {
+            id,
+            ip: ip.to_string(),
+            admin_port: free_port(ip)?,
+            raft_port: free_port(ip)?,
+            sip_port: free_port(ip)?,
+            media_ports: Some(media_ports),
+        })
     }
 
     /// `ip:admin_port`.
@@ -167,6 +196,12 @@ impl ClusterSupervisor {
             writeln!(toml, "id = {}", p.id)?;
             writeln!(toml, "raft_addr = {:?}", p.raft_addr())?;
             writeln!(toml, "admin_addr = {:?}", p.admin_addr())?;
+        }
+        if let Some((first, last)) = spec.media_ports {
+            writeln!(toml, "\n[media]")?;
+            writeln!(toml, "bind_ip = {:?}", spec.ip)?;
+            writeln!(toml, "first_port = {first}")?;
+            writeln!(toml, "last_port = {last}")?;
         }
         toml.push('\n');
         toml.push_str(&self.extra_config);

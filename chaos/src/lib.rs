@@ -11,5 +11,5 @@ pub mod cluster;
 pub mod report;
 
 pub use client::{AdminClient, ApiReply};
-pub use cluster::{carillon_binary, ClusterSupervisor, NodeSpec};
+pub use cluster::{carillon_binary, free_port, ClusterSupervisor, NodeSpec};
 pub use report::ChaosReport;

@@ -11,11 +11,14 @@
 //!   it through bounded queues; registrations are not replicated (each node
 //!   knows the phones registered to it) and reach the admin API through
 //!   [`sip_ledger::EdgePresence`].
+//! - Every node keeps its own history store ([`history`]), filled from its
+//!   ledger replica: each activity record at most once.
 
 pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod history;
 pub mod logging;
 pub mod running;
 pub mod sip_io;

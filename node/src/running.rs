@@ -1,16 +1,19 @@
-//! A running node: consensus, the admin API, and (once bootstrapped) the
-//! operator account, started and stopped together.
+//! A running node: consensus, the admin API, the history store and its
+//! writer, and (once bootstrapped) the operator account, started and
+//! stopped together.
 
 use crate::calls::glue::CallGlue;
 use crate::calls::media::MediaRelays;
 use crate::calls::services::NodeServices;
 use crate::calls::transport::Peers;
 use crate::config::NodeConfig;
+use crate::history::{HistoryMetrics, RedbHistory};
 use crate::sip_io::SipServer;
 use crate::sip_ledger::EdgePresence;
 use crate::sip_metrics::SipCollector;
 use anyhow::{Context, Result};
 use carillon_actors::feature::FeatureCodes;
+use carillon_actors::history::HistoryStore;
 use carillon_actors::ledger::Ledger;
 use carillon_admin::Admin;
 use carillon_consensus::{Clock, Consensus, ConsensusConfig, SystemClock};
@@ -41,6 +44,7 @@ pub struct RunningNode {
     bootstrapper: Option<JoinHandle<()>>,
     sip: Option<SipServer>,
     relay: Option<carillon_media::shell::RelayHandle>,
+    history_writer: JoinHandle<()>,
 }
 
 impl RunningNode {
@@ -127,11 +131,19 @@ impl RunningNode {
             }
             None => None,
         };
+        let history: Arc<dyn HistoryStore> =
+            Arc::new(RedbHistory::open_in(&config.data_dir).context("open the history store")?);
+        let history_writer = crate::history::spawn_writer(
+            consensus.clone(),
+            history.clone(),
+            HistoryMetrics::register(&registry).context("register history metrics")?,
+        );
         let mut admin =
             Admin::new(consensus.clone(), clock, registry).context("start the admin API")?;
         if let Some(server) = &sip {
             admin.set_presence(Arc::new(EdgePresence::new(server.registrations())));
         }
+        admin.set_history(history);
         let listener = tokio::net::TcpListener::bind(&config.admin_addr)
             .await
             .with_context(|| format!("listen for the admin API on {}", config.admin_addr))?;
@@ -179,6 +191,7 @@ impl RunningNode {
             bootstrapper,
             sip,
             relay,
+            history_writer,
         })
     }
 
@@ -212,6 +225,8 @@ impl RunningNode {
         if let Some(task) = self.bootstrapper {
             task.abort();
         }
+        // A write in flight commits or not as a whole; the next start resumes.
+        self.history_writer.abort();
         if let Some(sip) = self.sip {
             sip.stop().await;
         }

@@ -382,6 +382,24 @@ async fn the_demo_api_as_users_meet_it() {
         ),
         (
             "GET",
+            format!("{base}/activities"),
+            None,
+            [200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "GET",
+            format!("{base}/activities/nobody"),
+            None,
+            [404, 404, 404, 404, 404, 403, 401],
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{o}/activities"),
+            None,
+            [200, 404, 404, 404, 404, 404, 401],
+        ),
+        (
+            "GET",
             format!("/api/v1/tenants/{o}"),
             None,
             [200, 404, 404, 404, 404, 404, 401],

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod cluster;
 pub mod devices;
+pub mod history;
 pub mod licences;
 pub mod numbers;
 pub mod queues;
