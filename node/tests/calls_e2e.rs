@@ -413,7 +413,7 @@ async fn check_records(centre: &Centre, seen: &[Seen], agents: &[Agent]) {
     let ours: BTreeMap<&str, &Seen> = seen.iter().map(|s| (s.caller.as_str(), s)).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let records = loop {
-        let all = centre.activities(20).await;
+        let all = centre.activities("direction=inbound", 20).await;
         let records: Vec<Value> = all
             .into_iter()
             .filter(|r| r["caller"].as_str().is_some_and(|c| ours.contains_key(c)))
@@ -424,6 +424,7 @@ async fn check_records(centre: &Centre, seen: &[Seen], agents: &[Agent]) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut worst: BTreeMap<&str, f64> = BTreeMap::new();
     let mut problems = Vec::new();
     for r in &records {
         let caller = r["caller"].as_str().expect("caller");
@@ -443,6 +444,10 @@ async fn check_records(centre: &Centre, seen: &[Seen], agents: &[Agent]) {
                 s.hung_up_ms - s.answered_ms + WRAP_UP_MS as f64,
             ),
         ];
+        for (key, want) in &expected {
+            let worst = worst.entry(*key).or_insert(0.0f64);
+            *worst = worst.max((ms(key) - want).abs());
+        }
         let off: Vec<String> = expected
             .iter()
             .filter(|(key, want)| ms(key).is_nan() || (ms(key) - want).abs() > TOLERANCE_MS)
@@ -457,6 +462,10 @@ async fn check_records(centre: &Centre, seen: &[Seen], agents: &[Agent]) {
             problems.push(format!("call {} {off:?}: {r}", s.call));
         }
     }
+    eprintln!(
+        "{} records; the node's times against the clients', largest difference in ms: {worst:.0?}",
+        records.len()
+    );
     for s in seen {
         match count.get(s.caller.as_str()) {
             Some(1) => {}

@@ -307,16 +307,18 @@ impl Centre {
         }
     }
 
-    /// Every activity record of the tenant (GET .../activities, page by
-    /// page, at most `pages` pages).
-    pub async fn activities(&self, pages: usize) -> Vec<Value> {
+    /// Every activity record of the tenant matching `filter` (query
+    /// parameters of GET .../activities, e.g. `queue=3`), newest first, page
+    /// by page (500 a page), at most `pages` pages.
+    pub async fn activities(&self, filter: &str, pages: usize) -> Vec<Value> {
         let mut records = Vec::new();
-        let mut path = format!("{}/activities?limit=500", self.base());
+        let first = format!("{}/activities?limit=500&{filter}", self.base());
+        let mut path = first.clone();
         for _ in 0..pages {
             let page = self.ok("GET", &path, None).await;
             records.extend(page["items"].as_array().expect("items").iter().cloned());
             match page["next"].as_str() {
-                Some(next) => path = format!("{}/activities?limit=500&after={next}", self.base()),
+                Some(next) => path = format!("{first}&cursor={next}"),
                 None => return records,
             }
         }
