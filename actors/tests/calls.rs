@@ -7,11 +7,12 @@
 
 mod common;
 
-use carillon_actors::ledger::{Command, Outcome, Voice};
+use carillon_actors::ledger::{Change, Command, Outcome, Voice};
 use carillon_actors::model::activity::{
     ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment,
 };
 use carillon_actors::model::{QueueId, RefusalCode, UserId};
+use carillon_consensus::ReplicatedState as _;
 use common::{agent_spec, patched, queue_spec, Fixture};
 use serde_json::json;
 
@@ -498,4 +499,44 @@ fn a_caller_who_leaves_frees_its_offers_and_a_lost_call_is_closed_once() {
         Err(RefusalCode::ActivityClosed)
     );
     assert_eq!(c.f.state().activities().last_seq(), 2);
+}
+
+#[test]
+fn a_hang_up_that_closes_the_activity_announces_it_to_the_history_writers() {
+    for (wrap_up_s, closes) in [(0, true), (30, false)] {
+        let mut c = setup(json!({ "wrap_up_s": wrap_up_s }), 1);
+        let (tenant, a) = (c.f.tenant, c.agents[0]);
+        c.enqueue(T0, "e");
+        c.offer(T0, "e", a).expect("offer");
+        c.at(
+            T0 + 100,
+            Command::ConnectCall {
+                tenant,
+                entry: "e".into(),
+                user: a,
+            },
+        )
+        .expect("connect");
+        c.f.ledger.take_changes();
+        let out = c
+            .at(
+                T0 + 5_000,
+                Command::EndCall {
+                    tenant,
+                    entry: "e".into(),
+                    user: a,
+                    record: record("e", Some(a), T0, Some(T0 + 100), T0 + 5_000),
+                },
+            )
+            .expect("end");
+        assert_eq!(matches!(out, Outcome::ActivityClosed { .. }), closes);
+        let announced =
+            c.f.ledger
+                .take_changes()
+                .contains(&Change::ActivityClosed { tenant });
+        assert_eq!(
+            announced, closes,
+            "wrap_up_s {wrap_up_s}: the hang-up announces a closed activity exactly when it closed one"
+        );
+    }
 }

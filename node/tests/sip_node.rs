@@ -228,12 +228,12 @@ fn domain() -> &'static str {
     "demo.carillon.test"
 }
 
-/// A SIPp injection file: username; auth keyword; domain.
+/// A SIPp injection file: username; auth keyword; domain; Expires.
 fn injection(dir: &Path, name: &str, accounts: &[(String, String)]) -> PathBuf {
     let mut text = String::from("SEQUENTIAL\n");
     for (u, p) in accounts {
         text.push_str(&format!(
-            "{u};[authentication username={u} password={p}];{};\n",
+            "{u};[authentication username={u} password={p}];{};300;\n",
             domain()
         ));
     }

@@ -2,6 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod centre;
+pub mod rtp;
+pub mod scene;
+pub mod sipp;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
