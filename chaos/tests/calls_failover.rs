@@ -75,6 +75,21 @@ fn scenario(name: &str) -> String {
         .to_string()
 }
 
+/// Scenario `name` copied into `dir` with its `@KEY@` placeholders (what
+/// SIPp reads at load time, such as timeouts) replaced.
+fn scenario_with(dir: &Path, name: &str, values: &[(&str, &str)]) -> Result<String> {
+    let mut text = std::fs::read_to_string(scenario(name))?;
+    for (key, value) in values {
+        text = text.replace(&format!("@{key}@"), value);
+    }
+    if text.contains("_MS@") {
+        bail!("{name} has a placeholder left");
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path.display().to_string())
+}
+
 fn sipp(dir: &Path, name: &str, target: &str, args: &[&str]) -> Result<Sipp> {
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
     let child = Command::new(sipp_binary())
@@ -360,14 +375,21 @@ async fn waiting_calls_survive_the_death_of_their_queue_actors_node() -> Result<
     let agent_rtp_port = agent_rtp.local_addr()?.port().to_string();
 
     // Agents' phones: each registers with digest to a survivor, then
-    // answers on the same port after 200 ms of ringing.
+    // answers on the same port after 200 ms of ringing; the caller hangs up
+    // after 1 s of talk.
+    let agent_scenario = scenario_with(
+        &dir,
+        "agent.xml",
+        &[("RING_MS", "200"), ("HOLD_MS", "60000")],
+    )?;
+    let caller_scenario = scenario_with(&dir, "caller.xml", &[("HOLD_MS", "1000")])?;
     let mut phones = Vec::new();
     for (i, (_, username, password)) in agents.iter().enumerate() {
         let node = survivors[i % survivors.len()];
         let sip = cluster.spec(node).sip_addr();
         let port = free_port("127.0.0.1")?.to_string();
         let csv = dir.as_path().join(format!("{username}.csv"));
-        std::fs::write(&csv, format!("SEQUENTIAL\n{username};[authentication username={username} password={password}];{DOMAIN}\n"))?;
+        std::fs::write(&csv, format!("SEQUENTIAL\n{username};[authentication username={username} password={password}];{DOMAIN};300\n"))?;
         let mut register = sipp(
             dir.as_path(),
             &format!("register-{username}"),
@@ -398,14 +420,11 @@ async fn waiting_calls_survive_the_death_of_their_queue_actors_node() -> Result<
             &sip,
             &[
                 // SIPp reads -key before it loads the scenario.
-                "-set",
-                "ring",
-                "200",
                 "-key",
                 "rtp",
                 &agent_rtp_port,
                 "-sf",
-                &scenario("agent.xml"),
+                &agent_scenario,
                 "-m",
                 "100",
                 "-i",
@@ -421,17 +440,17 @@ async fn waiting_calls_survive_the_death_of_their_queue_actors_node() -> Result<
     let mut callers = BTreeMap::new();
     for id in 1..=3 {
         let csv = dir.as_path().join(format!("callers-{id}.csv"));
-        std::fs::write(&csv, format!("SEQUENTIAL\n{caller_rtp_port};{DID}\n"))?;
+        std::fs::write(
+            &csv,
+            format!("SEQUENTIAL\n{caller_rtp_port};{DID};+42077790{id}\n"),
+        )?;
         let caller = sipp(
             dir.as_path(),
             &format!("callers-node-{id}"),
             &cluster.spec(id).sip_addr(),
             &[
-                "-set",
-                "hold",
-                "1000",
                 "-sf",
-                &scenario("caller.xml"),
+                &caller_scenario,
                 "-inf",
                 &csv.display().to_string(),
                 "-m",

@@ -25,7 +25,7 @@ fn sipp_register(dir: &Path, sip: &str, ip: &str, account: &Value) {
     std::fs::write(
         &csv,
         format!(
-            "SEQUENTIAL\n{user};[authentication username={user} password={}];{}\n",
+            "SEQUENTIAL\n{user};[authentication username={user} password={}];{};300\n",
             account["password"].as_str().expect("password"),
             account["realm"].as_str().expect("realm")
         ),
