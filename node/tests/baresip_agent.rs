@@ -111,6 +111,7 @@ fn tone_frames(samples: &[i16], hz: f64) -> (usize, usize) {
 
 /// A caller's RTP endpoint: once the relay has sent it a packet, it sends a
 /// 1 kHz tone in PCMU every 20 ms to where that packet came from.
+#[allow(clippy::disallowed_methods)] // a real-time RTP source paces by the wall clock
 fn tone_caller(socket: UdpSocket, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         socket
