@@ -96,6 +96,10 @@ impl RunningNode {
             peers,
             media.clone(),
         ));
+        services
+            .offer_latency()
+            .register(&registry)
+            .context("register the queue offer latency metric")?;
         let host = crate::calls::start_actors(services.clone(), consensus.clone(), inbound_rx);
         crate::calls::liveness::spawn(consensus.clone());
         crate::calls::daily::spawn(consensus.clone(), clock.clone());
