@@ -147,18 +147,8 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
             tenant,
             entry,
             user,
-        } => vec![
-            Change::Entry {
-                tenant: *tenant,
-                entry: entry.clone(),
-            },
-            Change::Session {
-                tenant: *tenant,
-                user: *user,
-            },
-        ],
-        // A queue without after-call work closes the activity at once.
-        C::EndCall {
+        }
+        | C::EndCall {
             tenant,
             entry,
             user,
@@ -172,7 +162,6 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
                 tenant: *tenant,
                 user: *user,
             },
-            Change::ActivityClosed { tenant: *tenant },
         ],
         C::FinishWrapUp {
             tenant,
