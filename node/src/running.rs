@@ -96,6 +96,10 @@ impl RunningNode {
             peers,
             media.clone(),
         ));
+        services
+            .offer_latency()
+            .register(&registry)
+            .context("register the queue offer latency metric")?;
         let host = crate::calls::start_actors(services.clone(), consensus.clone(), inbound_rx);
         crate::calls::liveness::spawn(consensus.clone());
         crate::calls::daily::spawn(consensus.clone(), clock.clone());
@@ -153,6 +157,8 @@ impl RunningNode {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
+            // The peer's address feeds D4's self-adapting binding.
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -3,7 +3,8 @@
 //! answered with a prompt and a hang-up), is offered a call on the Support
 //! queue's DID and answers it (auto-answer), receives the caller's audio (a
 //! 1 kHz tone, found in the audio baresip decoded), hangs up; after the
-//! queue's after-call work the agent is idle again and takes the next call.
+//! queue's after-call work the agent is idle again and takes the next call;
+//! each call's first agent INVITE is timed from its queue entry (metrics).
 
 mod common;
 
@@ -406,6 +407,32 @@ async fn baresip_logs_in_by_feature_code_takes_a_call_and_is_idle_after_wrap_up(
         stop.store(true, Ordering::Relaxed);
         sender.join().expect("sender");
     }
+    // Each queue call's first INVITE to the agent was timed from its queue
+    // entry (the feature calls never enter a queue).
+    let metrics = reqwest::get(format!("{}/metrics", demo.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
+    };
+    let count = sample("carillon_queue_offer_latency_seconds_count");
+    let sum = sample("carillon_queue_offer_latency_seconds_sum");
+    assert_eq!(count, 2.0, "two queue calls, two first agent INVITEs timed");
+    assert!(
+        sum > 0.0 && sum < 2.0,
+        "two offers took {sum} s from queue entry to the agent's INVITE"
+    );
+    assert_eq!(
+        sample("carillon_queue_offer_latency_seconds_bucket{le=\"+Inf\"}"),
+        count,
+        "every observation is in the +Inf bucket"
+    );
     // Pause with the first pause type, unpause, log out: each by its code.
     writeln!(stdin, "/dial sip:*200*1@demo.carillon.test").expect("dial");
     stdin.flush().expect("flush");

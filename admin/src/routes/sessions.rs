@@ -10,8 +10,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use carillon_actors::ledger::{AgentSession, Command, Outcome};
-use carillon_actors::model::{PauseTypeId, QueueId, TenantId, UserId};
+use carillon_actors::model::user::Binding;
+use carillon_actors::model::{DeviceId, PauseTypeId, QueueId, TenantId, UserId};
 use serde::Deserialize;
+use std::net::IpAddr;
 use utoipa::ToSchema;
 
 /// A terminal (panel tab, phone, app).
@@ -118,17 +120,98 @@ macro_rules! session_action {
     };
 }
 
-session_action!(
-    login,
-    "/api/v1/tenants/{tenant}/users/{user}/session/login",
-    Terminal,
-    "Logs an agent in from a terminal (A1).",
-    |tenant, user, b| Command::Login {
+/// Logs an agent in from a terminal (A1). An agent whose binding is
+/// self-adapting (D4) and holds no line is bound to the tenant's free phone
+/// registered (on this node) from the address the request came from.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/users/{user}/session/login", tag = "sessions",
+    request_body = Terminal, params(("tenant" = u64, Path), ("user" = u64, Path)),
+    responses((status = 200, body = Outcome)), security(("bearer" = [])))]
+pub async fn login(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ClientIp(client): ClientIp,
+    Id((tenant, user)): Id<(TenantId, UserId)>,
+    Body(b): Body<Terminal>,
+) -> Result<Json<Outcome>, Problem> {
+    check(&app, &caller, tenant, user, Mode::Write).await?;
+    let command = Command::Login {
         tenant,
         user,
-        terminal: b.terminal
+        terminal: b.terminal,
+    };
+    let outcome = app.execute(&caller, &headers, command).await?;
+    if let Some(ip) = client {
+        self_adapt(&app, &caller, tenant, user, ip).await;
     }
-);
+    Ok(Json(outcome))
+}
+
+/// D4 self-adapting: binds `user` to a free registering device of the
+/// tenant whose registration came from `ip`. Nothing to find, or a line
+/// taken meanwhile, leaves the agent unbound (its own phones ring).
+async fn self_adapt(app: &AppState, caller: &Caller, tenant: TenantId, user: UserId, ip: IpAddr) {
+    let free = app
+        .with_tenant(tenant, |t| {
+            let adapting = t
+                .find_user(user)
+                .is_some_and(|u| u.spec.binding == Binding::SelfAdapting);
+            if !adapting || t.bound_device(user).is_some() {
+                return Ok(Vec::new());
+            }
+            Ok(t.devices()
+                .filter(|d| d.bound_to.is_none() && d.spec.kind.registers())
+                .map(|d| d.id)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_default();
+    if free.is_empty() {
+        return;
+    }
+    let registrations = app.presence.registrations(tenant);
+    let from_ip = |device: &DeviceId| {
+        registrations.get(device).is_some_and(|r| {
+            r.bindings.iter().any(|b| {
+                b.source
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok_and(|s| s.ip() == ip)
+            })
+        })
+    };
+    let Some(device) = free.into_iter().find(from_ip) else {
+        tracing::info!(tenant = tenant.0, user = user.0, %ip, "D4: no free phone registered from the agent's address");
+        return;
+    };
+    let bind = Command::BindDevice {
+        tenant,
+        user,
+        device,
+    };
+    if let Err(p) = app.execute(caller, &HeaderMap::new(), bind).await {
+        tracing::info!(tenant = tenant.0, user = user.0, device = device.0, problem = ?p, "D4: the self-adapting binding was refused");
+    }
+}
+
+/// The address a request came from, when the server knows it.
+#[derive(Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
 session_action!(
     logout,
     "/api/v1/tenants/{tenant}/users/{user}/session/logout",

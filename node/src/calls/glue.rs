@@ -81,6 +81,9 @@ pub trait Outlet: Send + Sync + 'static {
     fn send(&self, envelope: Envelope);
     /// Wall-clock time, ms since the epoch.
     fn now_ms(&self) -> u64;
+    /// An INVITE to an agent's device for the queue entry `entry` was
+    /// handed to the transport (metrics).
+    fn agent_dialled(&self, _entry: &str) {}
 }
 
 /// The call glue: the node's [`CallDriver`].
@@ -380,6 +383,11 @@ impl<O: Outlet> CallGlue<O> {
                     headers: vec![("X-Carillon-Call".into(), request.call.call.clone())],
                 };
                 if let Some(leg) = edge.dial(now_ms, dial, out) {
+                    if !placed {
+                        // The INVITE is in `out`, which the edge task
+                        // transmits when this command is settled.
+                        self.outlet.agent_dialled(&request.call.call);
+                    }
                     placed = true;
                     self.legs.insert(
                         leg,

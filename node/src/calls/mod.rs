@@ -2,13 +2,15 @@
 //! actors ([`glue`]), what the actor shells get from the node
 //! ([`services`]: clock, ledger, router, media), the node-to-node transport
 //! of actor messages ([`transport`]), the media relays ([`media`]), the
-//! failure detector behind placement ([`liveness`]) and the publication of
-//! registrations to device actors ([`registrations`]).
+//! failure detector behind placement ([`liveness`]), the publication of
+//! registrations to device actors ([`registrations`]) and the time from a
+//! queue entry to its first agent INVITE ([`offer_latency`]).
 
 pub mod daily;
 pub mod glue;
 pub mod liveness;
 pub mod media;
+pub mod offer_latency;
 pub mod registrations;
 pub mod services;
 pub mod transport;

@@ -8,12 +8,13 @@ use std::sync::{Arc, OnceLock};
 
 use carillon_actors::call::{MediaReply, MediaRequest};
 use carillon_actors::ledger::Ledger;
-use carillon_actors::messages::{Address, EdgeRequest, Envelope, Message};
+use carillon_actors::messages::{Address, EdgeRequest, Envelope, Message, QueueMsg};
 use carillon_actors::shell::{BoxFuture, HostHandle, HostInput, Services};
 use carillon_consensus::{Clock, Consensus};
 use tokio::sync::mpsc;
 
 use super::media::MediaRelays;
+use super::offer_latency::OfferLatency;
 use super::transport::Peers;
 
 /// The shells' view of this node.
@@ -25,6 +26,7 @@ pub struct NodeServices {
     edge: OnceLock<mpsc::Sender<EdgeRequest>>,
     peers: Peers,
     media: MediaRelays,
+    offer_latency: OfferLatency,
 }
 
 impl std::fmt::Debug for NodeServices {
@@ -53,7 +55,14 @@ impl NodeServices {
             edge: OnceLock::new(),
             peers,
             media,
+            offer_latency: OfferLatency::new(),
         }
+    }
+
+    /// The time from queue entries to their first agent INVITE (the router
+    /// sees the entries come and go, the glue the INVITEs).
+    pub fn offer_latency(&self) -> &OfferLatency {
+        &self.offer_latency
     }
 
     /// Attaches the host (once).
@@ -71,8 +80,15 @@ impl NodeServices {
         self.host.get()
     }
 
-    /// Routes one envelope (also what arrives from other nodes).
+    /// Routes one envelope (also what arrives from other nodes). A call
+    /// actor's word to its queue that it entered (its `Enqueue` committed)
+    /// or left starts or ends the entry's offer timing.
     pub fn route(&self, envelope: Envelope) {
+        match &envelope.message {
+            Message::Queue(QueueMsg::Enqueued(info)) => self.offer_latency.entered(&info.entry),
+            Message::Queue(QueueMsg::Gone { entry }) => self.offer_latency.left(entry),
+            _ => {}
+        }
         let target = match &envelope.to {
             Address::Edge { node } => *node,
             Address::Call { call } => call.node,
@@ -147,6 +163,10 @@ impl Services for NodeServices {
 impl super::glue::Outlet for NodeServices {
     fn send(&self, envelope: Envelope) {
         self.route(envelope);
+    }
+
+    fn agent_dialled(&self, entry: &str) {
+        self.offer_latency.dialled(entry);
     }
 
     fn now_ms(&self) -> u64 {
