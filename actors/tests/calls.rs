@@ -503,40 +503,38 @@ fn a_caller_who_leaves_frees_its_offers_and_a_lost_call_is_closed_once() {
 
 #[test]
 fn a_hang_up_that_closes_the_activity_announces_it_to_the_history_writers() {
-    for (wrap_up_s, closes) in [(0, true), (30, false)] {
-        let mut c = setup(json!({ "wrap_up_s": wrap_up_s }), 1);
-        let (tenant, a) = (c.f.tenant, c.agents[0]);
-        c.enqueue(T0, "e");
-        c.offer(T0, "e", a).expect("offer");
-        c.at(
-            T0 + 100,
-            Command::ConnectCall {
+    // No after-call work: the hang-up closes the activity at once, and the
+    // history writers, who wake on this change, must hear of it.
+    let mut c = setup(json!({ "wrap_up_s": 0 }), 1);
+    let (tenant, a) = (c.f.tenant, c.agents[0]);
+    c.enqueue(T0, "e");
+    c.offer(T0, "e", a).expect("offer");
+    c.at(
+        T0 + 100,
+        Command::ConnectCall {
+            tenant,
+            entry: "e".into(),
+            user: a,
+        },
+    )
+    .expect("connect");
+    c.f.ledger.take_changes();
+    let out = c
+        .at(
+            T0 + 5_000,
+            Command::EndCall {
                 tenant,
                 entry: "e".into(),
                 user: a,
+                record: record("e", Some(a), T0, Some(T0 + 100), T0 + 5_000),
             },
         )
-        .expect("connect");
-        c.f.ledger.take_changes();
-        let out = c
-            .at(
-                T0 + 5_000,
-                Command::EndCall {
-                    tenant,
-                    entry: "e".into(),
-                    user: a,
-                    record: record("e", Some(a), T0, Some(T0 + 100), T0 + 5_000),
-                },
-            )
-            .expect("end");
-        assert_eq!(matches!(out, Outcome::ActivityClosed { .. }), closes);
-        let announced =
-            c.f.ledger
-                .take_changes()
-                .contains(&Change::ActivityClosed { tenant });
-        assert_eq!(
-            announced, closes,
-            "wrap_up_s {wrap_up_s}: the hang-up announces a closed activity exactly when it closed one"
-        );
-    }
+        .expect("end");
+    assert!(matches!(out, Outcome::ActivityClosed { .. }), "{out:?}");
+    assert!(
+        c.f.ledger
+            .take_changes()
+            .contains(&Change::ActivityClosed { tenant }),
+        "the closing hang-up announces the closed activity"
+    );
 }

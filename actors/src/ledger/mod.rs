@@ -120,19 +120,9 @@ impl Ledger {
 
     /// Applies one command at `now_ms` (the proposer's time).
     pub fn execute(&mut self, command: Command, now_ms: u64) -> Response {
-        let mut changes = change::changes_of(&command);
-        let tenant = command.tenant();
+        let changes = change::changes_of(&command);
         let outcome = self.dispatch(command, now_ms);
-        if let Ok(done) = &outcome {
-            // A hang-up without after-call work closes the activity at once:
-            // the history writers wake on this change to store its record.
-            let announced = changes
-                .iter()
-                .any(|c| matches!(c, Change::ActivityClosed { .. }));
-            if let (Outcome::ActivityClosed { .. }, Some(tenant), false) = (done, tenant, announced)
-            {
-                changes.push(Change::ActivityClosed { tenant });
-            }
+        if outcome.is_ok() {
             self.changes.0.extend(changes);
         }
         if cfg!(debug_assertions) {

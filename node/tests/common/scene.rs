@@ -182,6 +182,43 @@ impl Scene {
         );
     }
 
+    /// The activity record of the call from `number`, once the history
+    /// API serves it (after the call's after-call work).
+    pub async fn record(&self, number: &str) -> Value {
+        let filter = format!("queue={}", self.queue.id);
+        for _ in 0..100 {
+            let records = self.centre.activities(&filter, 10).await;
+            let mine: Vec<&Value> = records.iter().filter(|r| r["caller"] == number).collect();
+            match mine.as_slice() {
+                [] => tokio::time::sleep(Duration::from_millis(100)).await,
+                [one] => return (*one).clone(),
+                more => panic!(
+                    "the call from {number} has {} records: {more:?}",
+                    more.len()
+                ),
+            }
+        }
+        panic!("no record of the call from {number} within 10 s");
+    }
+
+    /// The offers of a record: (agent index in this scene, result).
+    pub fn offers(&self, record: &Value) -> Vec<(usize, String)> {
+        record["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .filter(|s| s["kind"] == "offer")
+            .map(|s| {
+                let agent = self
+                    .agents
+                    .iter()
+                    .position(|a| s["agent"] == a.user)
+                    .unwrap_or(usize::MAX);
+                (agent, s["result"].as_str().unwrap_or("").to_string())
+            })
+            .collect()
+    }
+
     /// Waits until agent `n`'s session has no open activity (idle again,
     /// or paused).
     pub async fn wait_free(&self, n: usize) -> Value {
