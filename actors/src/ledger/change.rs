@@ -147,8 +147,18 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
             tenant,
             entry,
             user,
-        }
-        | C::EndCall {
+        } => vec![
+            Change::Entry {
+                tenant: *tenant,
+                entry: entry.clone(),
+            },
+            Change::Session {
+                tenant: *tenant,
+                user: *user,
+            },
+        ],
+        // A queue without after-call work closes the activity at once.
+        C::EndCall {
             tenant,
             entry,
             user,
@@ -162,6 +172,7 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
                 tenant: *tenant,
                 user: *user,
             },
+            Change::ActivityClosed { tenant: *tenant },
         ],
         C::FinishWrapUp {
             tenant,
