@@ -20,15 +20,7 @@ use carillon_media::g711::G711Law;
 use common::{free_port, password_of, Demo};
 use serde_json::{json, Value};
 
-fn require(tool: &str, package: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(tool);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{tool} is not installed: run scripts/install-deps.sh (Debian package {package})");
-}
+use common::sipp::require;
 
 struct Guarded(Child);
 

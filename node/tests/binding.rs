@@ -14,12 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn sipp_register(dir: &Path, sip: &str, ip: &str, account: &Value) {
-    let bin = ["/usr/bin/sipp", "/usr/local/bin/sipp"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("sipp is not installed: run scripts/install-deps.sh (Debian package sip-tester)")
-        });
+    let bin = common::sipp::require("sipp", "sip-tester");
     let user = account["username"].as_str().expect("username");
     let csv = dir.join(format!("{user}.csv"));
     std::fs::write(

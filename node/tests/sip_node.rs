@@ -26,15 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TORTURE: &str = "../../shared/testdata/sip-torture";
 const SIPP_DIR: &str = "tests/sipp";
 
-fn require(tool: &str, package: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(tool);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{tool} is not installed: run scripts/install-deps.sh (Debian package {package})");
-}
+use common::sipp::require;
 
 /// A child process killed by pid when the test ends, however it ends.
 struct Guarded(Child);
