@@ -9,7 +9,8 @@
 //! - the ledger's invariants hold (an agent never holds two voice offers;
 //!   an entry is offered only while waiting and assigned at most once);
 //! - every machine's `check_invariants()` holds (they assert it themselves
-//!   after every input);
+//!   after every input; the queue checks the agents each step touched, and
+//!   the simulation checks its whole state);
 //! - a queue offers in service order: when an offer goes out, no more
 //!   deserving call of that queue (priority, then arrival) waits without
 //!   an offer, unless the agent could not take it (its skills);
@@ -290,7 +291,10 @@ impl Sim {
         let Some(m) = self.queues.get_mut(&queue) else {
             return;
         };
-        for out in m.handle(self.now, input) {
+        let outputs = m.handle(self.now, input);
+        // The machine checks what each step touched; the whole state here.
+        m.check_invariants();
+        for out in outputs {
             match out {
                 QueueOutput::Send(e) => {
                     if let Message::Agent(AgentMsg::Offer(info)) = &e.message {

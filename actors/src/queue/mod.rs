@@ -122,6 +122,8 @@ pub struct QueueMachine {
     closing: BTreeSet<String>,
     next_tick_ms: Option<u64>,
     rng: StdRng,
+    /// Agents whose index entry the current step changed (checked after it).
+    touched: Vec<UserId>,
 }
 
 fn waiting_call(e: &EntryInfo) -> WaitingCall {
@@ -150,6 +152,7 @@ impl QueueMachine {
             closing: BTreeSet::new(),
             next_tick_ms: None,
             rng: StdRng::seed_from_u64(seed),
+            touched: Vec::new(),
         }
     }
 
@@ -171,6 +174,7 @@ impl QueueMachine {
     }
 
     fn reindex(&mut self, user: UserId) {
+        self.touched.push(user);
         match self.reports.get(&user) {
             Some(r) if r.member => {
                 let info = AgentInfo {
@@ -195,12 +199,23 @@ impl QueueMachine {
     /// Feeds one input.
     pub fn handle(&mut self, now_ms: u64, input: QueueInput) -> Vec<QueueOutput> {
         let mut out = Vec::new();
+        let full_check = matches!(input, QueueInput::Snapshot(_));
         match input {
             QueueInput::Snapshot(s) => self.on_snapshot(now_ms, *s, &mut out),
             QueueInput::Message(m) => self.on_message(now_ms, m, &mut out),
         }
         self.route(now_ms, &mut out);
-        self.check_invariants();
+        // A snapshot (periodic, O(agents) anyway) checks the whole index;
+        // any other step checks the agents it changed, in O(log n) each.
+        if full_check {
+            self.check_invariants();
+        } else {
+            self.check_offers();
+            for user in &self.touched {
+                self.index.check_agent(*user);
+            }
+        }
+        self.touched.clear();
         out
     }
 
@@ -234,6 +249,7 @@ impl QueueMachine {
             self.reports.remove(&gone);
             self.drop_offers_of(gone);
             self.index.remove(gone);
+            self.touched.push(gone);
         }
         for new in s
             .members
@@ -469,8 +485,14 @@ impl QueueMachine {
         }
     }
 
-    /// Panics if the machine's state is inconsistent (a bug here).
+    /// Panics if the machine's state is inconsistent (a bug here). O(agents).
     pub fn check_invariants(&self) {
+        self.check_offers();
+        self.index.check_invariants();
+    }
+
+    /// The offer part of the invariants. O(offers in flight).
+    fn check_offers(&self) {
         let ring_all = self
             .spec
             .as_ref()
@@ -493,7 +515,6 @@ impl QueueMachine {
                 );
             }
         }
-        self.index.check_invariants();
     }
 }
 

@@ -117,43 +117,29 @@ impl QueueIndex {
         self.cursor.map(|(_, user)| user)
     }
 
-    /// Asserts the index invariant (see the module documentation). O(n log n);
-    /// for tests and simulation.
-    pub fn check_invariants(&self) {
-        let available = self.agents.values().filter(|a| a.available).count();
-        assert_eq!(
-            self.available.len(),
-            available,
-            "the available set holds exactly the available agents"
-        );
-        for (user, agent) in &self.agents {
-            assert_eq!(*user, agent.user, "an agent is filed under its own id");
+    /// Asserts the part of the index invariant that concerns `user` (its
+    /// keys are current and only present while it is available) and that
+    /// every ordered set has one key per available agent. O(log n): cheap
+    /// enough to run for each agent a step touched, in production.
+    pub fn check_agent(&self, user: UserId) {
+        self.check_sizes(self.available.len());
+        match self.agents.get(&user) {
+            Some(agent) if agent.available => {
+                assert_eq!(agent.user, user, "an agent is filed under its own id");
+                assert!(
+                    self.available.contains(&user),
+                    "{user} is in the available set"
+                );
+                self.check_keys(agent);
+            }
+            _ => assert!(
+                !self.available.contains(&user),
+                "{user} is not available and not in the available set"
+            ),
         }
-        for agent in self.available() {
-            assert!(agent.available, "only available agents are indexed");
-            let user = agent.user;
-            assert!(
-                self.by_order.contains(&(agent.order, user)),
-                "order key of {user} is current"
-            );
-            assert!(
-                self.by_idle.contains(&(agent.idle_since_ms, user)),
-                "idle key of {user} is current"
-            );
-            assert!(
-                self.by_last_offered
-                    .contains(&(agent.last_offered_ms, user)),
-                "last-offered key of {user} is current"
-            );
-            assert!(
-                self.by_calls.contains(&(agent.calls_taken, user)),
-                "calls key of {user} is current"
-            );
-            assert!(
-                self.by_talk_time.contains(&(agent.talk_time_ms, user)),
-                "talk-time key of {user} is current"
-            );
-        }
+    }
+
+    fn check_sizes(&self, available: usize) {
         for len in [
             self.by_order.len(),
             self.by_idle.len(),
@@ -166,6 +152,51 @@ impl QueueIndex {
                 "one key per available agent in every ordered set"
             );
         }
+    }
+
+    fn check_keys(&self, agent: &AgentInfo) {
+        let user = agent.user;
+        assert!(
+            self.by_order.contains(&(agent.order, user)),
+            "order key of {user} is current"
+        );
+        assert!(
+            self.by_idle.contains(&(agent.idle_since_ms, user)),
+            "idle key of {user} is current"
+        );
+        assert!(
+            self.by_last_offered
+                .contains(&(agent.last_offered_ms, user)),
+            "last-offered key of {user} is current"
+        );
+        assert!(
+            self.by_calls.contains(&(agent.calls_taken, user)),
+            "calls key of {user} is current"
+        );
+        assert!(
+            self.by_talk_time.contains(&(agent.talk_time_ms, user)),
+            "talk-time key of {user} is current"
+        );
+    }
+
+    /// Asserts the whole index invariant (see the module documentation).
+    /// O(n log n): the queue runs it on each periodic snapshot, which costs
+    /// O(n) anyway, and [`QueueIndex::check_agent`] on every other step.
+    pub fn check_invariants(&self) {
+        let available = self.agents.values().filter(|a| a.available).count();
+        assert_eq!(
+            self.available.len(),
+            available,
+            "the available set holds exactly the available agents"
+        );
+        for (user, agent) in &self.agents {
+            assert_eq!(*user, agent.user, "an agent is filed under its own id");
+        }
+        for agent in self.available() {
+            assert!(agent.available, "only available agents are indexed");
+            self.check_keys(agent);
+        }
+        self.check_sizes(available);
     }
 
     /// The first available agent by `ranking` that `admits` accepts.
@@ -217,5 +248,63 @@ impl QueueIndex {
             Some(agent) => agent,
             None => panic!("index key of {user} names an agent of the queue"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    fn agent(id: u64, available: bool) -> AgentInfo {
+        AgentInfo {
+            user: UserId(id),
+            skills: BTreeMap::new(),
+            order: u32::try_from(id).expect("small test ids"),
+            available,
+            idle_since_ms: id * 10,
+            last_offered_ms: None,
+            calls_taken: 0,
+            talk_time_ms: 0,
+            not_before_ms: 0,
+        }
+    }
+
+    fn panics(f: impl FnOnce()) -> bool {
+        catch_unwind(AssertUnwindSafe(f)).is_err()
+    }
+
+    #[test]
+    fn the_per_agent_check_finds_what_the_full_check_finds() {
+        let mut index = QueueIndex::new();
+        for id in 1..=5 {
+            index.upsert(agent(id, id != 3));
+        }
+        for id in 1..=6 {
+            index.check_agent(UserId(id));
+        }
+        index.check_invariants();
+
+        // A key left stale: agent 2's idle time changed behind the index.
+        let mut stale = index.clone();
+        if let Some(a) = stale.agents.get_mut(&UserId(2)) {
+            a.idle_since_ms = 999;
+        }
+        assert!(panics(|| stale.check_agent(UserId(2))), "stale key of 2");
+        assert!(panics(|| stale.check_invariants()), "stale key, full");
+
+        // An unavailable agent left in the available set (and its keys).
+        let mut leaked = index.clone();
+        leaked.available.insert(UserId(3));
+        assert!(panics(|| leaked.check_agent(UserId(3))), "3 leaked");
+        assert!(panics(|| leaked.check_agent(UserId(1))), "set sizes differ");
+        assert!(panics(|| leaked.check_invariants()), "leaked, full");
+
+        // A key missing from one ordered set.
+        let mut missing = index.clone();
+        missing.by_talk_time.remove(&(0, UserId(4)));
+        assert!(panics(|| missing.check_agent(UserId(4))), "talk key of 4");
+        assert!(panics(|| missing.check_invariants()), "missing, full");
     }
 }
