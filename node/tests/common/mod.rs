@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod centre;
+pub mod raw;
 pub mod rtp;
 pub mod scene;
+pub mod sip_demo;
 pub mod sipp;
 
 use serde_json::{json, Value};
