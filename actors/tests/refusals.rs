@@ -15,6 +15,7 @@ use carillon_actors::model::credentials::{
 use carillon_actors::model::directory::{
     BranchSpec, DeviceKind, DeviceSpec, NumberTarget, PauseTypeSpec, TenantSpec,
 };
+use carillon_actors::model::feature_codes::FeatureCodes;
 use carillon_actors::model::licence::{LicenceKind, LicenceRank};
 use carillon_actors::model::refusal::Checked;
 use carillon_actors::model::user::{Role, UserKind, UserSpec};
@@ -390,6 +391,10 @@ fn table() -> Vec<Case> {
         case!(ActivityClosed, "C4: one record per activity", |f| { enqueue(f, "e"); f.ok(C::CloseActivity { tenant: f.tenant, record: record("e") }); }, |f| run(C::CloseActivity { tenant: f.tenant, record: record("e") })),
         case!(PlacementStale, "Q3: an owner acting on an old placement is fenced", |f| { ready(f); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 7 })),
         case!(TokenNameInvalid, "API tokens are named", |f| run(C::CreateApiToken { owner: TokenOwner::User { tenant: f.tenant, user: f.admin }, name: String::new(), token_hash: "h".into() })),
+        // A3: feature codes.
+        case!(FeatureCodeInvalid, "A3: a code of digits alone would shadow a short number", |f| run(C::SetFeatureCodes { tenant: f.tenant, codes: FeatureCodes { login: "100".into(), ..FeatureCodes::default() } })),
+        case!(FeatureCodeAmbiguous, "A3: a code that is a prefix of another", |f| run(C::SetFeatureCodes { tenant: f.tenant, codes: FeatureCodes { unpause: "*20".into(), ..FeatureCodes::default() } })),
+        case!(NotFound, "A3: another tenant's codes", |_| run(C::SetFeatureCodes { tenant: TenantId(999_999), codes: FeatureCodes::default() })),
     ]
 }
 

@@ -85,6 +85,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster::remove_member))
         .routes(routes!(tenants::list, tenants::create))
         .routes(routes!(tenants::get, tenants::rename))
+        .routes(routes!(tenants::feature_codes, tenants::set_feature_codes))
         .routes(routes!(
             catalogue::branches::list,
             catalogue::branches::create

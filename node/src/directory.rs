@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use carillon_actors::feature::FeatureCodes;
 use carillon_actors::ledger::{Change, Ledger, TenantState};
 use carillon_actors::model::directory::{DeviceKind, NumberTarget};
 use carillon_actors::model::ids::{DeviceId, QueueId, TenantId, UserId};
@@ -57,6 +58,8 @@ pub struct TenantDirectory {
     pub numbers: HashMap<String, NumberTarget>,
     /// Queues by id.
     pub queues: HashMap<QueueId, Arc<QueueSpec>>,
+    /// Phone feature codes (A3).
+    pub features: FeatureCodes,
 }
 
 /// The published view: every tenant's directory.
@@ -130,6 +133,7 @@ fn tenant_directory(state: &TenantState) -> TenantDirectory {
     let allowed = state.devices_allowed();
     let mut d = TenantDirectory {
         domain: state.info().sip_domain.clone(),
+        features: state.info().feature_codes.clone(),
         ..TenantDirectory::default()
     };
     for device in state.devices() {
@@ -185,7 +189,7 @@ fn touched(changes: &[Change], into: &mut HashSet<TenantId>) -> bool {
     for change in changes {
         match change {
             Change::Tenants => return false,
-            Change::Devices(t) | Change::Numbers(t) | Change::Queues(t) => {
+            Change::Devices(t) | Change::Numbers(t) | Change::Queues(t) | Change::Directory(t) => {
                 into.insert(*t);
             }
             _ => {}

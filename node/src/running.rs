@@ -12,7 +12,6 @@ use crate::sip_io::SipServer;
 use crate::sip_ledger::EdgePresence;
 use crate::sip_metrics::SipCollector;
 use anyhow::{Context, Result};
-use carillon_actors::feature::FeatureCodes;
 use carillon_actors::history::HistoryStore;
 use carillon_actors::ledger::Ledger;
 use carillon_admin::Admin;
@@ -112,7 +111,6 @@ impl RunningNode {
                     host.clone(),
                     services.clone(),
                     media.choose(),
-                    FeatureCodes::default(),
                     boot_id(),
                 );
                 let (server, commands) =

@@ -216,6 +216,19 @@ async fn the_demo_api_as_users_meet_it() {
         ),
         (
             "GET",
+            format!("{base}/feature-codes"),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "PUT",
+            format!("{base}/feature-codes"),
+            Some(json!({"login": "100", "ready_in_campaign": "#300#", "ready_without_campaign": "#302#",
+                        "pause": "*200", "unpause": "*201", "logout": "404#"})),
+            [422, 422, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
             format!("{base}/branches"),
             None,
             [200, 200, 200, 200, 403, 403, 401],

@@ -2,8 +2,9 @@
 //! to log in (with its PIN, in the dialled string or by DTMF after a
 //! prompt), get ready, pause with a reason code, unpause and log out.
 //!
-//! The codes are a table ([`FeatureCodes`]); [`FeatureCodes::parse`] turns a
-//! dialled string into a [`FeatureRequest`]; [`machine`] runs the call.
+//! The codes are a table per tenant ([`FeatureCodes`], in the ledger);
+//! [`FeatureCodes::parse`] turns a dialled string into a
+//! [`FeatureRequest`]; [`machine`] runs the call.
 
 pub mod machine;
 
@@ -11,37 +12,7 @@ pub use machine::{
     FeatureInput, FeatureMachine, FeatureOutput, FeatureSetup, FeatureSnapshot, FeatureStep,
 };
 
-/// The codes of a tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeatureCodes {
-    /// Log in; the PIN follows after `*` in the dialled string, or comes by
-    /// DTMF after the prompt.
-    pub login: String,
-    /// Ready, campaigns included.
-    pub ready_in_campaign: String,
-    /// Ready for inbound calls only.
-    pub ready_without_campaign: String,
-    /// Pause; a reason code (the pause type's position, 1-based) may follow
-    /// after `*`.
-    pub pause: String,
-    /// Unpause.
-    pub unpause: String,
-    /// Log out.
-    pub logout: String,
-}
-
-impl Default for FeatureCodes {
-    fn default() -> Self {
-        FeatureCodes {
-            login: "*100".into(),
-            ready_in_campaign: "#300#".into(),
-            ready_without_campaign: "#302#".into(),
-            pause: "*200".into(),
-            unpause: "*201".into(),
-            logout: "404#".into(),
-        }
-    }
-}
+pub use crate::model::feature_codes::FeatureCodes;
 
 /// What a dialled feature code asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

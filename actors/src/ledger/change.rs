@@ -72,7 +72,8 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
         | C::DeleteGroup { tenant, .. }
         | C::CreatePauseType { tenant, .. }
         | C::UpdatePauseType { tenant, .. }
-        | C::DeletePauseType { tenant, .. } => vec![Change::Directory(*tenant)],
+        | C::DeletePauseType { tenant, .. }
+        | C::SetFeatureCodes { tenant, .. } => vec![Change::Directory(*tenant)],
         C::CreateUser { tenant, .. }
         | C::UpdateUser { tenant, .. }
         | C::SetUserSkills { tenant, .. }

@@ -6,6 +6,7 @@ use crate::model::credentials::{PasswordHash, SipSecret};
 use crate::model::directory::{
     BranchSpec, DeviceSpec, NamedSpec, NumberTarget, PauseTypeSpec, TenantSpec,
 };
+use crate::model::feature_codes::FeatureCodes;
 use crate::model::licence::{LicenceKind, LicenceRank};
 use crate::model::queue::QueueSpec;
 use crate::model::user::{SkillLevel, UserSpec};
@@ -55,6 +56,11 @@ pub enum Command {
     RenameTenant {
         tenant: TenantId,
         name: String,
+    },
+    /// Replace the tenant's phone feature codes (A3).
+    SetFeatureCodes {
+        tenant: TenantId,
+        codes: FeatureCodes,
     },
     CreateBranch {
         tenant: TenantId,

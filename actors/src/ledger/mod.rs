@@ -39,6 +39,7 @@ pub use sessions::{AfterActivity, AgentSession};
 pub use tenant::TenantState;
 
 use crate::model::directory::Tenant;
+use crate::model::feature_codes::FeatureCodes;
 use crate::model::refusal::{ensure, Checked};
 use crate::model::{ApiTokenId, OperatorId, Refusal, RefusalCode, TenantId};
 use carillon_consensus::{ApplyContext, ReplicatedState, SnapshotError};
@@ -187,6 +188,7 @@ impl Ledger {
                     name: spec.name,
                     sip_domain: spec.sip_domain,
                     fingerprint_salt_hex,
+                    feature_codes: FeatureCodes::default(),
                 };
                 self.tenants.insert(id, TenantState::new(tenant));
                 Ok(Outcome::Created { id: id.0 })
@@ -198,6 +200,11 @@ impl Ledger {
                     || "a name has 1 to 200 characters".into(),
                 )?;
                 self.tenant_mut(tenant)?.tenant.name = name;
+                Ok(Outcome::Done)
+            }
+            C::SetFeatureCodes { tenant, codes } => {
+                codes.validate()?;
+                self.tenant_mut(tenant)?.tenant.feature_codes = codes;
                 Ok(Outcome::Done)
             }
             C::AddNumber { tenant, e164 } => {
@@ -328,6 +335,7 @@ impl Command {
             | C::SetPlacement { .. } => None,
             C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
             C::RenameTenant { tenant, .. }
+            | C::SetFeatureCodes { tenant, .. }
             | C::CreateBranch { tenant, .. }
             | C::UpdateBranch { tenant, .. }
             | C::DeleteBranch { tenant, .. }

@@ -57,6 +57,9 @@ pub struct Tenant {
     pub sip_domain: String,
     /// Salt for password and PIN fingerprints, hex (kept, never shown).
     pub fingerprint_salt_hex: String,
+    /// Phone feature codes (A3); the defaults until set.
+    #[serde(default)]
+    pub feature_codes: super::feature_codes::FeatureCodes,
 }
 
 /// What the API shows of a tenant.

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod credentials;
 pub mod directory;
+pub mod feature_codes;
 pub mod ids;
 pub mod licence;
 pub mod queue;

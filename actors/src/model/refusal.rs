@@ -118,6 +118,8 @@ refusal_codes! {
     ActivityClosed => ("C4", Conflict),
     PlacementStale => ("Q3", Conflict),
     TokenNameInvalid => ("U4", Invalid),
+    FeatureCodeInvalid => ("A3", Invalid),
+    FeatureCodeAmbiguous => ("A3", Invalid),
 }
 
 impl std::fmt::Display for RefusalCode {

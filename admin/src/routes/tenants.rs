@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use carillon_actors::ledger::Command;
 use carillon_actors::model::directory::{TenantSpec, TenantView};
+use carillon_actors::model::feature_codes::FeatureCodes;
 use carillon_actors::model::TenantId;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -89,5 +90,43 @@ pub async fn rename(
     )
     .await?;
     app.with_tenant(tenant, |t| Ok(Json(TenantView::from(t.info()))))
+        .await
+}
+
+/// The tenant's phone feature codes (A3).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/feature-codes", tag = "tenants",
+    params(("tenant" = u64, Path)), responses((status = 200, body = FeatureCodes)), security(("bearer" = [])))]
+pub async fn feature_codes(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id(tenant): Id<TenantId>,
+) -> Result<Json<FeatureCodes>, Problem> {
+    app.read_tenant(&caller, tenant, Area::Tenant, |t| {
+        Ok(Json(t.info().feature_codes.clone()))
+    })
+    .await
+}
+
+/// Replaces the tenant's phone feature codes (A3): all six at once, each of
+/// 2 to 16 characters of `0-9*#` with a `*` or `#`, none a prefix of
+/// another (`FEATURE_CODE_INVALID`, `FEATURE_CODE_AMBIGUOUS`). Phones use the
+/// new codes from their next call on.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/feature-codes", tag = "tenants", request_body = FeatureCodes,
+    params(("tenant" = u64, Path)), responses((status = 200, body = FeatureCodes)), security(("bearer" = [])))]
+pub async fn set_feature_codes(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Id(tenant): Id<TenantId>,
+    Body(codes): Body<FeatureCodes>,
+) -> Result<Json<FeatureCodes>, Problem> {
+    caller.require(tenant, Area::Tenant, Mode::Write)?;
+    app.execute(
+        &caller,
+        &headers,
+        Command::SetFeatureCodes { tenant, codes },
+    )
+    .await?;
+    app.with_tenant(tenant, |t| Ok(Json(t.info().feature_codes.clone())))
         .await
 }

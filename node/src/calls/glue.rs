@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::directory::DirectoryView;
 use crate::sip_io::CallDriver;
-use carillon_actors::feature::{FeatureCodes, FeatureSetup};
+use carillon_actors::feature::FeatureSetup;
 
 /// Refuses an unanswered inbound leg with a status and a reason naming the
 /// rule (and extra headers: a challenge).
@@ -95,7 +95,6 @@ pub struct CallGlue<O: Outlet> {
     /// The relay new calls use, or why there is none.
     relay: Result<String, String>,
     legs: HashMap<LegId, Owner>,
-    features: FeatureCodes,
     next_call: u64,
     boot: u64,
 }
@@ -161,7 +160,6 @@ impl<O: Outlet> CallGlue<O> {
         host: HostHandle,
         outlet: Arc<O>,
         relay: Result<String, String>,
-        features: FeatureCodes,
         boot: u64,
     ) -> Self {
         CallGlue {
@@ -171,7 +169,6 @@ impl<O: Outlet> CallGlue<O> {
             outlet,
             relay,
             legs: HashMap::new(),
-            features,
             next_call: 0,
             boot,
         }
@@ -284,7 +281,8 @@ impl<O: Outlet> CallGlue<O> {
             .tenant(tenant)
             .map(|d| d.domain.clone())
             .unwrap_or(domain);
-        let feature = self.features.parse(&user);
+        // The tenant's own codes (A3), from the view the ledger pushes.
+        let feature = view.tenant(tenant).and_then(|d| d.features.parse(&user));
         let is_internal = feature.is_some()
             || view
                 .tenant(tenant)
