@@ -11,6 +11,7 @@ use carillon_actors::ledger::{Change, Command, Outcome, Voice};
 use carillon_actors::model::activity::{
     ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment,
 };
+use carillon_actors::model::agent_status::{Author, SessionAction, SystemRule};
 use carillon_actors::model::{QueueId, RefusalCode, UserId};
 use carillon_consensus::ReplicatedState as _;
 use common::{agent_spec, patched, queue_spec, Fixture};
@@ -376,6 +377,21 @@ fn missed_offers_pause_the_agent_and_refusals_back_it_off() {
             .and_then(|s| s.pause)
             .map(|p| p.pause_type);
     assert_eq!(paused, Some(pause));
+    let change = c.f.state().last_change(a).cloned().expect("a change");
+    assert_eq!(
+        (change.at_ms, change.by, change.what),
+        (
+            T0 + 106_000,
+            Author::System {
+                rule: SystemRule::MissedOffers
+            },
+            SessionAction::Paused {
+                pause_type: pause,
+                deferred: false
+            }
+        ),
+        "A4: the auto-pause names the rule that caused it"
+    );
     assert_eq!(
         c.offer(T0 + 107_000, "e", a),
         Err(RefusalCode::AgentUnavailable),

@@ -12,6 +12,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use carillon_actors::history::Visibility;
 use carillon_actors::ledger::{Ledger, TenantState, TokenOwner};
+use carillon_actors::model::agent_status::Author;
 use carillon_actors::model::credentials::hash_api_token;
 use carillon_actors::model::user::{Role, Scope, User};
 use carillon_actors::model::{OperatorId, TenantId, UserId};
@@ -116,6 +117,16 @@ impl Caller {
         match self.principal {
             Principal::User { tenant, .. } => Some(TenantId(tenant)),
             Principal::Operator { .. } => None,
+        }
+    }
+
+    /// The caller as the author of a ledger command.
+    pub fn author(&self) -> Author {
+        match self.principal {
+            Principal::Operator { id } => Author::Operator {
+                operator: OperatorId(id),
+            },
+            Principal::User { id, .. } => Author::User { user: UserId(id) },
         }
     }
 

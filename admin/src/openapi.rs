@@ -144,6 +144,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(licences::withdraw_packages))
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::get))
+        .routes(routes!(sessions::state))
         .routes(routes!(sessions::login))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::check_in))

@@ -61,7 +61,8 @@ pub fn command_id(caller_prefix: &str, headers: &HeaderMap) -> Result<CommandId,
 }
 
 impl AppState {
-    /// Replicates `command` for `caller`; a refusal becomes a problem.
+    /// Replicates `command` on behalf of `caller` (the ledger records who
+    /// changed an agent's session, A4); a refusal becomes a problem.
     pub async fn execute(
         &self,
         caller: &Caller,
@@ -69,6 +70,10 @@ impl AppState {
         command: Command,
     ) -> Result<Outcome, Problem> {
         let id = command_id(&caller.key_prefix(), headers)?;
+        let command = Command::By {
+            by: caller.author(),
+            inner: Box::new(command),
+        };
         self.execute_as(id, command).await
     }
 

@@ -3,11 +3,12 @@
 //! through the admin API for each test:
 //! - a phone nobody answers is passed over after the queue's ring timeout
 //!   (CANCEL), and two misses in a row pause its agent with the queue's
-//!   auto-pause type, seen in the agent's session;
+//!   auto-pause type, seen in the agent's session and state (caused by the
+//!   missed-offers rule);
 //! - 486 and 603 back the agent off: not offered again within the
 //!   back-off, offered again after it, while another agent takes the calls;
 //! - a phone whose registration expires leaves its agent logged in but not
-//!   offered calls (disconnected, A8);
+//!   offered calls (disconnected, A8, recorded with its rule and time);
 //! - a caller who hangs up while an agent's phone rings has it CANCELled,
 //!   and the agent is idle again (offered the next call at once);
 //! - a ring-all queue whose two agents answer at once connects one (the
@@ -127,6 +128,15 @@ async fn no_answer_passes_the_call_on_after_the_ring_timeout_and_two_misses_paus
                     .as_array()
                     .is_some_and(|t| t.is_empty()),
                 "paused, still logged in: {session}"
+            );
+            let state = scene.centre.state(scene.agents[0].user).await;
+            assert!(
+                state["state"] == "paused"
+                    && state["last_change"]["by"]
+                        == json!({"kind": "system", "rule": "missed_offers"})
+                    && state["last_change"]["what"]
+                        == json!({"action": "paused", "pause_type": missed.clone(), "deferred": false}),
+                "A4: the pause names the rule that caused it: {state}"
             );
         }
         scene.wait_free(1).await;
@@ -305,6 +315,23 @@ async fn an_agent_whose_registration_expires_is_not_offered_calls() {
             .as_array()
             .is_some_and(|t| t.contains(&json!(scene.agents[0].terminal()))),
         "still logged in from its phone (disconnected, not logged out): {session}"
+    );
+    // A8: disconnected, as every node reads it, with the rule that caused it.
+    let state = scene
+        .centre
+        .wait_user(
+            scene.agents[0].user,
+            "state",
+            "recorded as disconnected",
+            15 * SECOND,
+            |s| s["state"] == "disconnected",
+        )
+        .await;
+    assert!(
+        state["unreachable_since_ms"].is_u64()
+            && state["last_change"]["by"] == json!({"kind": "system", "rule": "reachability"})
+            && state["last_change"]["what"]["action"] == "disconnected",
+        "disconnected since a time, by the reachability rule: {state}"
     );
     for _ in 0..2 {
         let mut call = scene.call(60_000).await;

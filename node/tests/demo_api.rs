@@ -388,6 +388,12 @@ async fn the_demo_api_as_users_meet_it() {
             [404, 404, 404, 404, 404, 403, 401],
         ),
         (
+            "GET",
+            format!("{base}/users/{anna}/state"),
+            None,
+            [200, 200, 404, 200, 200, 403, 401],
+        ),
+        (
             "POST",
             format!("{base}/users/{anna}/session/check-in"),
             Some(json!({"queue": support})),

@@ -2,7 +2,8 @@
 //! reads and replaces the tenant's codes through the API (bad tables are
 //! refused with the rule they break and change nothing; an agent may read
 //! them, not change them), and the demo agent's phone (SIPp, digest) logs
-//! in and out with the new codes while the old ones reach nothing.
+//! in and out with the new codes while the old ones reach nothing; the
+//! agent's state names the phone as the cause (A4).
 
 mod common;
 
@@ -186,6 +187,20 @@ async fn a_tenant_sets_its_own_feature_codes_and_its_phones_dial_those() {
             .any(|t| t.as_str().is_some_and(|t| t.starts_with("phone")))),
         "the phone's terminal is logged in: {session}"
     );
+    let terminal = session["terminals"][0].as_str().unwrap_or("").to_string();
+    let device: u64 = terminal
+        .strip_prefix("phone-")
+        .and_then(|d| d.parse().ok())
+        .expect("phone-<device>");
+    let state = centre.state(anna).await;
+    assert_eq!(
+        (&state["last_change"]["by"], &state["last_change"]["what"]),
+        (
+            &json!({"kind": "phone", "device": device}),
+            &json!({"action": "logged_in", "terminal": terminal})
+        ),
+        "A4: the login names the phone that caused it: {state}"
+    );
 
     let (code, out) = dial(&centre, dir.path(), "*58%23", "anna", &password);
     assert_eq!(code, 0, "*58# is answered, played and hung up: {out}");
@@ -194,5 +209,12 @@ async fn a_tenant_sets_its_own_feature_codes_and_its_phones_dial_those() {
             s.is_null() || s["terminals"].as_array().is_some_and(|t| t.is_empty())
         })
         .await;
+    let state = centre.state(anna).await;
+    assert!(
+        state["state"] == "logged_out"
+            && state["last_change"]["by"] == json!({"kind": "phone", "device": device})
+            && state["last_change"]["what"]["action"] == "logged_out",
+        "logged out by its phone, and every node says so: {state}"
+    );
     assert_eq!(centre.demo.terminate(), Some(0));
 }

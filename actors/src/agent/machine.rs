@@ -28,6 +28,7 @@ use crate::messages::{
     QueueMsg, RingRequest,
 };
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment};
+use crate::model::agent_status::{Author, SessionChange, SystemRule};
 use crate::model::{DeviceId, QueueId, SkillId, TenantId, UserId};
 use crate::routing;
 
@@ -61,12 +62,21 @@ pub struct AgentSnapshot {
     pub call_lost: bool,
     /// Terminals logged in (`panel`, `phone-<device>`, ...).
     pub terminals: Vec<String>,
+    /// The session's last change, with who caused it (A4).
+    pub last_change: Option<SessionChange>,
+    /// Whether the ledger records the agent as disconnected (A8).
+    pub recorded_unreachable: bool,
 }
 
 /// A2: an agent logged in from a phone whose devices have all been
 /// unreachable this long is logged out of the phone (the panel's own
 /// terminals answer for themselves).
 pub const PHONE_SESSION_TIMEOUT_MS: u64 = 300_000;
+
+/// A8: a logged-in agent whose devices have all been unreachable this long
+/// is recorded as disconnected in the ledger (a phone that has not yet
+/// reported after a login is not a disconnection).
+pub const DISCONNECTED_AFTER_MS: u64 = 2_000;
 
 impl AgentSnapshot {
     fn devices(&self) -> BTreeSet<DeviceId> {
@@ -103,38 +113,28 @@ pub enum AgentOp {
     },
     /// Log a phone terminal out after its devices stopped answering (A2).
     TimeOut,
+    /// Record whether any device answers (A8).
+    Reachability {
+        /// What was recorded.
+        reachable: bool,
+    },
 }
 
 /// Why an agent's state changed (A4: every transition names a reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentEvent {
-    /// The agent's state is now `state`, for `reason`.
+    /// The agent's state is now `state`, for `reason`, caused by `by`.
     StateChanged {
         /// New state.
         state: AgentState,
         /// Why.
         reason: String,
+        /// Who caused it.
+        by: Author,
     },
 }
 
-/// The states of A4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentState {
-    /// Not logged in (and no static membership).
-    LoggedOut,
-    /// Ready.
-    Idle,
-    /// An offer rings.
-    Offered,
-    /// On a call.
-    Talking,
-    /// After-call work.
-    WrapUp,
-    /// Paused.
-    Paused,
-    /// Logged in, but no device or panel reachable (A8).
-    Disconnected,
-}
+pub use crate::model::agent_status::AgentState;
 
 /// An input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +206,12 @@ pub struct AgentMachine {
     last_reports: BTreeMap<QueueId, AgentReport>,
     disconnected_since: Option<u64>,
     timing_out: bool,
+    /// What the ledger holds of A8 as far as this machine knows
+    /// (`Some(reachable)`), and whether a write is under way.
+    reach_recorded: Option<bool>,
+    reach_pending: bool,
+    /// The last session change already named in a transition.
+    seen_change: Option<SessionChange>,
     now_ms: u64,
 }
 
@@ -226,6 +232,9 @@ impl AgentMachine {
             last_reports: BTreeMap::new(),
             disconnected_since: None,
             timing_out: false,
+            reach_recorded: None,
+            reach_pending: false,
+            seen_change: None,
             now_ms: 0,
         }
     }
@@ -259,22 +268,12 @@ impl AgentMachine {
     }
 
     fn derive_state(&self) -> AgentState {
-        if !self.present() {
-            return AgentState::LoggedOut;
-        }
-        match &self.snapshot.voice.voice {
-            Voice::Offered { .. } => return AgentState::Offered,
-            Voice::Talking { .. } => return AgentState::Talking,
-            Voice::WrapUp { .. } => return AgentState::WrapUp,
-            Voice::Idle => {}
-        }
-        if self.snapshot.paused {
-            AgentState::Paused
-        } else if !self.any_reachable() {
-            AgentState::Disconnected
-        } else {
-            AgentState::Idle
-        }
+        crate::ledger::agent_state(
+            self.present(),
+            &self.snapshot.voice.voice,
+            self.snapshot.paused,
+            self.any_reachable(),
+        )
     }
 
     fn send(&self, to: Address, message: Message, out: &mut Vec<AgentOutput>) {
@@ -301,8 +300,16 @@ impl AgentMachine {
     }
 
     /// Tells every queue that should know what changed, and emits the A4
-    /// transition with its reason.
+    /// transition with its reason; the call flow caused it.
     fn publish(&mut self, reason: &str, out: &mut Vec<AgentOutput>) {
+        let by = Author::System {
+            rule: SystemRule::CallFlow,
+        };
+        self.publish_by(reason.to_string(), by, out);
+    }
+
+    /// [`Self::publish`] for a transition `by` caused.
+    fn publish_by(&mut self, reason: String, by: Author, out: &mut Vec<AgentOutput>) {
         let state = self.derive_state();
         if state == AgentState::Disconnected {
             self.disconnected_since.get_or_insert(self.now_ms);
@@ -313,9 +320,11 @@ impl AgentMachine {
             self.state = state;
             out.push(AgentOutput::Event(AgentEvent::StateChanged {
                 state,
-                reason: reason.to_string(),
+                reason,
+                by,
             }));
         }
+        self.record_reachability(out);
         let queues: BTreeSet<QueueId> = self
             .snapshot
             .queues
@@ -341,6 +350,37 @@ impl AgentMachine {
         }
     }
 
+    /// A8: records in the ledger that the agent is disconnected (after
+    /// [`DISCONNECTED_AFTER_MS`] without a reachable device) or reachable
+    /// again, once per change.
+    fn record_reachability(&mut self, out: &mut Vec<AgentOutput>) {
+        if !self.has_snapshot || !self.snapshot.logged_in || self.reach_pending {
+            return;
+        }
+        let reachable = if self.any_reachable() {
+            true
+        } else if self
+            .disconnected_since
+            .is_some_and(|since| self.now_ms.saturating_sub(since) >= DISCONNECTED_AFTER_MS)
+        {
+            false
+        } else {
+            return;
+        };
+        if self.reach_recorded == Some(reachable) {
+            return;
+        }
+        self.reach_pending = true;
+        out.push(AgentOutput::Ledger {
+            op: AgentOp::Reachability { reachable },
+            command: Box::new(Command::SetReachable {
+                tenant: self.tenant,
+                user: self.user,
+                reachable,
+            }),
+        });
+    }
+
     /// Feeds one input.
     pub fn handle(&mut self, now_ms: u64, input: AgentInput) -> Vec<AgentOutput> {
         self.now_ms = now_ms;
@@ -357,8 +397,17 @@ impl AgentMachine {
 
     fn on_snapshot(&mut self, now_ms: u64, snapshot: AgentSnapshot, out: &mut Vec<AgentOutput>) {
         let first = !self.has_snapshot;
+        let logged_in_now = snapshot.logged_in && !self.snapshot.logged_in;
         self.snapshot = snapshot;
         self.has_snapshot = true;
+        if !self.snapshot.logged_in {
+            self.reach_recorded = None;
+        } else if first || self.reach_recorded.is_none() {
+            self.reach_recorded = Some(!self.snapshot.recorded_unreachable);
+        } else if logged_in_now {
+            // A new session starts reachable.
+            self.reach_recorded = Some(true);
+        }
         // Recover what the ledger says the agent is doing, when this machine
         // did not start it (a new owner after a node's death, a restart).
         match self.snapshot.voice.voice.clone() {
@@ -410,6 +459,13 @@ impl AgentMachine {
                 }
             }
         }
+        let change = self.snapshot.last_change.clone();
+        if change.is_some() && change != self.seen_change {
+            self.seen_change = change.clone();
+            if let Some(c) = change.filter(|_| !first) {
+                self.publish_by(c.what.describe(), c.by, out);
+            }
+        }
         let reason = if first {
             "state read from the ledger"
         } else {
@@ -442,17 +498,24 @@ impl AgentMachine {
             return;
         }
         self.timing_out = true;
+        let by = Author::System {
+            rule: SystemRule::PhoneTimeout,
+        };
         out.push(AgentOutput::Event(AgentEvent::StateChanged {
             state: AgentState::LoggedOut,
             reason: "A2: the agent's phone stopped answering; logged out of it".into(),
+            by: by.clone(),
         }));
         for terminal in phones {
             out.push(AgentOutput::Ledger {
                 op: AgentOp::TimeOut,
-                command: Box::new(Command::Logout {
-                    tenant: self.tenant,
-                    user: self.user,
-                    terminal,
+                command: Box::new(Command::By {
+                    by: by.clone(),
+                    inner: Box::new(Command::Logout {
+                        tenant: self.tenant,
+                        user: self.user,
+                        terminal,
+                    }),
                 }),
             });
         }
@@ -509,14 +572,15 @@ impl AgentMachine {
             AgentMsg::Reachability { device, reachable } => {
                 self.reachable.insert(device, reachable);
                 let was = self.state;
-                self.publish(
-                    if reachable {
-                        "A8: a device is reachable again"
-                    } else {
-                        "A8: a device stopped answering"
-                    },
-                    out,
-                );
+                let reason = if reachable {
+                    "A8: a device is reachable again"
+                } else {
+                    "A8: a device stopped answering"
+                };
+                let by = Author::System {
+                    rule: SystemRule::Reachability,
+                };
+                self.publish_by(reason.into(), by, out);
                 if was == AgentState::Disconnected && self.state == AgentState::Idle {
                     self.pull(out);
                 }
@@ -719,6 +783,12 @@ impl AgentMachine {
                 self.timing_out = false;
                 self.disconnected_since = None;
                 out.push(AgentOutput::Refresh);
+            }
+            AgentOp::Reachability { reachable } => {
+                self.reach_pending = false;
+                // A refused or lost write leaves the ledger's view unknown:
+                // the next snapshot tells it.
+                self.reach_recorded = result.is_ok().then_some(reachable);
             }
         }
         let _ = now_ms;

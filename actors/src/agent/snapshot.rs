@@ -96,5 +96,7 @@ pub fn agent_snapshot(ledger: &Ledger, tenant: TenantId, user: UserId) -> Option
         terminals: session
             .map(|s| s.terminals.iter().cloned().collect())
             .unwrap_or_default(),
+        last_change: t.last_change(user).cloned(),
+        recorded_unreachable: session.is_some_and(|s| s.unreachable_since_ms.is_some()),
     })
 }

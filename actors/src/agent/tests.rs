@@ -4,7 +4,8 @@ use super::machine::*;
 use crate::ledger::{AgentVoice, CallCheckpoint, Command, Outcome};
 use crate::messages::{Address, AgentMsg, CallMsg, DeviceMsg, EntryInfo, Message, QueueMsg};
 use crate::model::activity::OfferEnd;
-use crate::model::{DeviceId, QueueId, TenantId, UserId};
+use crate::model::agent_status::{Author, SessionAction, SessionChange};
+use crate::model::{DeviceId, PauseTypeId, QueueId, TenantId, UserId};
 
 const T: TenantId = TenantId(2);
 const A: UserId = UserId(15);
@@ -58,6 +59,13 @@ fn names(outputs: &[AgentOutput]) -> Vec<String> {
                     format!("ledger release {entry} {end:?}")
                 }
                 Command::Logout { terminal, .. } => format!("ledger logout {terminal}"),
+                Command::By { by, inner } => match &**inner {
+                    Command::Logout { terminal, .. } => {
+                        format!("ledger logout {terminal} by {}", by.describe())
+                    }
+                    other => format!("ledger {other:?} by {}", by.describe()),
+                },
+                Command::SetReachable { reachable, .. } => format!("ledger reachable {reachable}"),
                 other => format!("ledger {other:?}"),
             },
             AgentOutput::Send(e) => {
@@ -86,8 +94,8 @@ fn names(outputs: &[AgentOutput]) -> Vec<String> {
             AgentOutput::Timer { after_ms, message } => format!("timer {after_ms} {message:?}"),
             AgentOutput::DecideLater => "decide later".into(),
             AgentOutput::Refresh => "refresh".into(),
-            AgentOutput::Event(AgentEvent::StateChanged { state, reason }) => {
-                format!("state {state:?}: {reason}")
+            AgentOutput::Event(AgentEvent::StateChanged { state, reason, by }) => {
+                format!("state {state:?}: {reason} (by {})", by.describe())
             }
         })
         .collect()
@@ -98,7 +106,7 @@ fn ready() -> AgentMachine {
     assert_eq!(
         names(&m.handle(0, AgentInput::Snapshot(Box::new(snapshot(&["panel"]))))),
         [
-            "state Disconnected: state read from the ledger",
+            "state Disconnected: state read from the ledger (by the system (CallFlow))",
             "send queue/2/24 report available=false"
         ]
     );
@@ -111,7 +119,7 @@ fn ready() -> AgentMachine {
             })
         )),
         [
-            "state Idle: A8: a device is reachable again",
+            "state Idle: A8: a device is reachable again (by the system (Reachability))",
             "send queue/2/24 report available=true",
             "send queue/2/24 pull"
         ]
@@ -142,7 +150,7 @@ fn an_offer_is_reserved_rings_and_ends_at_the_ring_timeout() {
         [
             "send call/1/c1 offered",
             "timer 20000 RingTimeout { entry: \"c1\" }",
-            "state Offered: offered a call",
+            "state Offered: offered a call (by the system (CallFlow))",
             "send queue/2/24 report available=false",
             "send device/2/20 ring offer",
         ]
@@ -193,19 +201,22 @@ fn an_offer_is_reserved_rings_and_ends_at_the_ring_timeout() {
 fn a_phone_login_ends_after_its_phone_stopped_answering() {
     let mut m = AgentMachine::new(T, A);
     m.handle(0, AgentInput::Snapshot(Box::new(snapshot(&["phone-20"]))));
-    assert!(names(&m.handle(
-        PHONE_SESSION_TIMEOUT_MS - 1,
-        AgentInput::Snapshot(Box::new(snapshot(&["phone-20"])))
-    ))
-    .is_empty());
+    assert_eq!(
+        names(&m.handle(
+            PHONE_SESSION_TIMEOUT_MS - 1,
+            AgentInput::Snapshot(Box::new(snapshot(&["phone-20"])))
+        )),
+        ["ledger reachable false"],
+        "A8: disconnected long before the phone's session times out"
+    );
     assert_eq!(
         names(&m.handle(
             PHONE_SESSION_TIMEOUT_MS,
             AgentInput::Snapshot(Box::new(snapshot(&["phone-20"])))
         )),
         [
-            "state LoggedOut: A2: the agent's phone stopped answering; logged out of it",
-            "ledger logout phone-20"
+            "state LoggedOut: A2: the agent's phone stopped answering; logged out of it (by the system (PhoneTimeout))",
+            "ledger logout phone-20 by the system (PhoneTimeout)"
         ]
     );
     // Asked once, not at every refresh.
@@ -214,4 +225,79 @@ fn a_phone_login_ends_after_its_phone_stopped_answering() {
         AgentInput::Snapshot(Box::new(snapshot(&["phone-20"])))
     ))
     .is_empty());
+}
+
+#[test]
+fn a_transition_names_who_caused_it() {
+    let mut m = ready();
+    let paused = AgentSnapshot {
+        paused: true,
+        last_change: Some(SessionChange {
+            at_ms: 50,
+            by: Author::User { user: UserId(9) },
+            what: SessionAction::Paused {
+                pause_type: PauseTypeId(3),
+                deferred: false,
+            },
+        }),
+        ..snapshot(&["panel"])
+    };
+    assert_eq!(
+        names(&m.handle(60, AgentInput::Snapshot(Box::new(paused.clone())))),
+        [
+            "state Paused: paused with type 3 (by user 9)",
+            "send queue/2/24 report available=false"
+        ]
+    );
+    // The same change seen again names nothing.
+    assert!(names(&m.handle(70, AgentInput::Snapshot(Box::new(paused)))).is_empty());
+}
+
+#[test]
+fn a_disconnection_is_recorded_after_its_grace_and_its_end_at_once() {
+    let mut m = ready();
+    assert_eq!(
+        names(&m.handle(
+            1_000,
+            AgentInput::Message(AgentMsg::Reachability {
+                device: PHONE,
+                reachable: false
+            })
+        )),
+        [
+            "state Disconnected: A8: a device stopped answering (by the system (Reachability))",
+            "send queue/2/24 report available=false"
+        ]
+    );
+    let refresh = |m: &mut AgentMachine, at| {
+        names(&m.handle(at, AgentInput::Snapshot(Box::new(snapshot(&["panel"])))))
+    };
+    assert!(refresh(&mut m, 1_000 + DISCONNECTED_AFTER_MS - 1).is_empty());
+    assert_eq!(
+        refresh(&mut m, 1_000 + DISCONNECTED_AFTER_MS),
+        ["ledger reachable false"]
+    );
+    // Asked once while the write is under way, and not again once written.
+    assert!(refresh(&mut m, 4_000).is_empty());
+    let written = AgentInput::Ledger {
+        op: AgentOp::Reachability { reachable: false },
+        result: Ok(Outcome::Done),
+    };
+    assert!(names(&m.handle(4_100, written)).is_empty());
+    assert!(refresh(&mut m, 9_000).is_empty());
+    assert_eq!(
+        names(&m.handle(
+            9_500,
+            AgentInput::Message(AgentMsg::Reachability {
+                device: PHONE,
+                reachable: true
+            })
+        )),
+        [
+            "state Idle: A8: a device is reachable again (by the system (Reachability))",
+            "ledger reachable true",
+            "send queue/2/24 report available=true",
+            "send queue/2/24 pull"
+        ]
+    );
 }

@@ -14,6 +14,7 @@ use crate::feature::FeatureRequest;
 use crate::ledger::{Command, Outcome, WriteError};
 use crate::messages::{EdgeRequest, LegRequest};
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction};
+use crate::model::agent_status::Author;
 use crate::model::{DeviceId, PauseTypeId, TenantId, UserId};
 
 /// Digits a PIN may have at most.
@@ -379,10 +380,10 @@ impl FeatureMachine {
             }),
             FeatureRequest::Ready { .. } | FeatureRequest::Unpause => {
                 self.phase = Phase::Working;
-                out.push(FeatureOutput::Ledger(Box::new(Command::Unpause {
+                out.push(self.ledger(Command::Unpause {
                     tenant: self.setup.tenant,
                     user: agent,
-                })));
+                }));
             }
             FeatureRequest::Pause { reason } => {
                 let index = reason.map_or(0, |r| r.saturating_sub(1) as usize);
@@ -392,11 +393,11 @@ impl FeatureMachine {
                     return;
                 };
                 self.phase = Phase::Working;
-                out.push(FeatureOutput::Ledger(Box::new(Command::Pause {
+                out.push(self.ledger(Command::Pause {
                     tenant: self.setup.tenant,
                     user: agent,
                     pause_type,
-                })));
+                }));
             }
             FeatureRequest::Logout => {
                 self.phase = Phase::Working;
@@ -408,11 +409,11 @@ impl FeatureMachine {
 
     fn next_logout(&mut self, agent: UserId, out: &mut Vec<FeatureOutput>) {
         match self.pending_logouts.pop() {
-            Some(terminal) => out.push(FeatureOutput::Ledger(Box::new(Command::Logout {
+            Some(terminal) => out.push(self.ledger(Command::Logout {
                 tenant: self.setup.tenant,
                 user: agent,
                 terminal,
-            }))),
+            })),
             None => self.close(prompts::LOGGED_OFF, "A1: logged out", out),
         }
     }
@@ -454,16 +455,26 @@ impl FeatureMachine {
         }
     }
 
+    /// A ledger write on behalf of the agent's phone (A4: who caused it).
+    fn ledger(&self, command: Command) -> FeatureOutput {
+        FeatureOutput::Ledger(Box::new(Command::By {
+            by: Author::Phone {
+                device: self.setup.device,
+            },
+            inner: Box::new(command),
+        }))
+    }
+
     fn login(&mut self, out: &mut Vec<FeatureOutput>) {
         let Some(agent) = self.snapshot.agent else {
             return;
         };
         self.phase = Phase::Working;
-        out.push(FeatureOutput::Ledger(Box::new(Command::Login {
+        out.push(self.ledger(Command::Login {
             tenant: self.setup.tenant,
             user: agent,
             terminal: terminal(self.setup.device),
-        })));
+        }));
     }
 
     fn on_ledger(&mut self, result: Result<Outcome, WriteError>, out: &mut Vec<FeatureOutput>) {

@@ -79,6 +79,9 @@ impl FeatureCodes {
 }
 
 #[cfg(test)]
+mod machine_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

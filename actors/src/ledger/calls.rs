@@ -17,6 +17,7 @@ use super::command::Outcome;
 use super::entries::EntryState;
 use super::tenant::TenantState;
 use crate::model::activity::{ActivityOutcome, ActivityRecord, OfferEnd, Segment};
+use crate::model::agent_status::{Author, SessionAction, SessionChange, SystemRule};
 use crate::model::refusal::{ensure, Checked};
 use crate::model::{QueueId, Refusal, RefusalCode, UserId};
 use serde::{Deserialize, Serialize};
@@ -304,6 +305,21 @@ impl TenantState {
                                 });
                                 paused = true;
                             }
+                        }
+                        if paused {
+                            self.note_change(
+                                user,
+                                SessionChange {
+                                    at_ms: now_ms,
+                                    by: Author::System {
+                                        rule: SystemRule::MissedOffers,
+                                    },
+                                    what: SessionAction::Paused {
+                                        pause_type,
+                                        deferred: false,
+                                    },
+                                },
+                            );
                         }
                     }
                 }

@@ -56,6 +56,7 @@ pub enum Change {
 pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
     use Command as C;
     match command {
+        C::By { inner, .. } => changes_of(inner),
         C::Bootstrap { .. }
         | C::CreateOperator { .. }
         | C::CreateApiToken { .. }
@@ -113,6 +114,7 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
         | C::CheckOut { tenant, user, .. }
         | C::Pause { tenant, user, .. }
         | C::Unpause { tenant, user }
+        | C::SetReachable { tenant, user, .. }
         | C::BeginActivity { tenant, user, .. }
         | C::EndActivity { tenant, user, .. } => vec![Change::Session {
             tenant: *tenant,

@@ -2,6 +2,7 @@
 
 use super::calls::CallCheckpoint;
 use crate::model::activity::{ActivityRecord, OfferEnd};
+use crate::model::agent_status::{Author, SessionAction};
 use crate::model::credentials::{PasswordHash, SipSecret};
 use crate::model::directory::{
     BranchSpec, DeviceSpec, NamedSpec, NumberTarget, PauseTypeSpec, TenantSpec,
@@ -278,6 +279,20 @@ pub enum Command {
         tenant: TenantId,
         user: UserId,
     },
+    /// `command` on behalf of `by` (A4: who caused a change; the API, the
+    /// phones' feature codes and the system's rules wrap what they send).
+    By {
+        by: Author,
+        inner: Box<Command>,
+    },
+    /// The agent machine's view of its devices (A8): none answers
+    /// (`reachable: false`, the agent is disconnected) or one does again.
+    /// Changes nothing for an agent without a session.
+    SetReachable {
+        tenant: TenantId,
+        user: UserId,
+        reachable: bool,
+    },
     BeginActivity {
         tenant: TenantId,
         user: UserId,
@@ -411,3 +426,73 @@ pub enum Outcome {
 
 /// The answer to a command.
 pub type Response = Result<Outcome, Refusal>;
+
+impl Command {
+    /// The agent and what a session command does to its session (`deferred`
+    /// is filled in from the outcome); `None` for other commands.
+    pub(crate) fn session_action(&self) -> Option<(TenantId, UserId, SessionAction)> {
+        use Command as C;
+        let (tenant, user, what) = match self {
+            C::Login {
+                tenant,
+                user,
+                terminal,
+            } => (
+                tenant,
+                user,
+                SessionAction::LoggedIn {
+                    terminal: terminal.clone(),
+                },
+            ),
+            C::Logout {
+                tenant,
+                user,
+                terminal,
+            } => (
+                tenant,
+                user,
+                SessionAction::LoggedOut {
+                    terminal: terminal.clone(),
+                    deferred: false,
+                },
+            ),
+            C::CheckIn {
+                tenant,
+                user,
+                queue,
+            } => (tenant, user, SessionAction::CheckedIn { queue: *queue }),
+            C::CheckOut {
+                tenant,
+                user,
+                queue,
+            } => (tenant, user, SessionAction::CheckedOut { queue: *queue }),
+            C::Pause {
+                tenant,
+                user,
+                pause_type,
+            } => (
+                tenant,
+                user,
+                SessionAction::Paused {
+                    pause_type: *pause_type,
+                    deferred: false,
+                },
+            ),
+            C::Unpause { tenant, user } => (tenant, user, SessionAction::Unpaused),
+            _ => return None,
+        };
+        Some((*tenant, *user, what))
+    }
+}
+
+impl SessionAction {
+    /// Marks an action that waits for the end of the activity (A5).
+    pub(crate) fn deferred(mut self, later: bool) -> Self {
+        if let SessionAction::LoggedOut { deferred, .. } | SessionAction::Paused { deferred, .. } =
+            &mut self
+        {
+            *deferred = later;
+        }
+        self
+    }
+}

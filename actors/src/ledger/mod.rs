@@ -35,9 +35,10 @@ pub use change::Change;
 pub use command::{Command, Outcome, Response, TokenOwner};
 pub use entries::{EntryState, QueueEntry};
 pub use licences::Licences;
-pub use sessions::{AfterActivity, AgentSession};
+pub use sessions::{agent_state, AfterActivity, AgentSession, AgentStatus};
 pub use tenant::TenantState;
 
+use crate::model::agent_status::SessionChange;
 use crate::model::directory::Tenant;
 use crate::model::feature_codes::FeatureCodes;
 use crate::model::refusal::{ensure, Checked};
@@ -288,6 +289,20 @@ impl Ledger {
                     ),
                 ))
             }
+            C::By { by, inner } => {
+                let noted = inner.session_action();
+                let outcome = self.dispatch(*inner, now_ms)?;
+                if let Some((tenant, user, what)) = noted {
+                    let deferred = matches!(outcome, Outcome::Session { deferred: true });
+                    let change = SessionChange {
+                        at_ms: now_ms,
+                        by,
+                        what: what.deferred(deferred),
+                    };
+                    self.tenant_mut(tenant)?.note_change(user, change);
+                }
+                Ok(outcome)
+            }
             C::RevokeApiToken { token } => {
                 let token = self
                     .api_tokens
@@ -334,6 +349,7 @@ impl Command {
             | C::CreateTenant { .. }
             | C::SetPlacement { .. } => None,
             C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
+            C::By { inner, .. } => inner.tenant(),
             C::RenameTenant { tenant, .. }
             | C::SetFeatureCodes { tenant, .. }
             | C::CreateBranch { tenant, .. }
@@ -380,6 +396,7 @@ impl Command {
             | C::CheckOut { tenant, .. }
             | C::Pause { tenant, .. }
             | C::Unpause { tenant, .. }
+            | C::SetReachable { tenant, .. }
             | C::BeginActivity { tenant, .. }
             | C::EndActivity { tenant, .. }
             | C::Enqueue { tenant, .. }

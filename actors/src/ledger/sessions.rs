@@ -2,8 +2,10 @@
 //! and check-out, static members, typed pauses, and pauses or logouts asked
 //! for during an activity that take effect when it ends.
 
+use super::calls::Voice;
 use super::command::Outcome;
 use super::tenant::TenantState;
+use crate::model::agent_status::{AgentState, Author, SessionAction, SessionChange, SystemRule};
 use crate::model::refusal::{ensure, Checked};
 use crate::model::user::Role;
 use crate::model::{PauseTypeId, QueueId, Refusal, RefusalCode, UserId};
@@ -57,6 +59,10 @@ pub struct AgentSession {
     pub activities: BTreeSet<String>,
     /// What happens when the last activity ends.
     pub after_activity: Option<AfterActivity>,
+    /// Since when no device of the agent answers (A8: disconnected, not
+    /// offered calls), as the agent's actor saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_since_ms: Option<u64>,
 }
 
 impl AgentSession {
@@ -66,7 +72,111 @@ impl AgentSession {
     }
 }
 
+/// The A4 state of an agent that is `present` (logged in, or a static
+/// member), with its voice work, pause, and whether a device answers (A8).
+pub fn agent_state(present: bool, voice: &Voice, paused: bool, reachable: bool) -> AgentState {
+    if !present {
+        return AgentState::LoggedOut;
+    }
+    match voice {
+        Voice::Offered { .. } => AgentState::Offered,
+        Voice::Talking { .. } => AgentState::Talking,
+        Voice::WrapUp { .. } => AgentState::WrapUp,
+        Voice::Idle if paused => AgentState::Paused,
+        Voice::Idle if !reachable => AgentState::Disconnected,
+        Voice::Idle => AgentState::Idle,
+    }
+}
+
+/// What the ledger knows of an agent's state (A4, A8), the same on every
+/// node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentStatus {
+    /// The agent.
+    pub user: UserId,
+    /// Its A4 state (disconnected as its actor recorded it).
+    pub state: AgentState,
+    /// Since when no device of it answers (A8).
+    pub unreachable_since_ms: Option<u64>,
+    /// The last change of its session: when, who caused it, what.
+    pub last_change: Option<SessionChange>,
+}
+
 impl TenantState {
+    /// `user`'s state as the ledger knows it (`None` for a user who is not
+    /// an agent of this tenant).
+    pub fn agent_status(&self, user: UserId) -> Option<AgentStatus> {
+        let u = self.users.get(&user)?;
+        if !u.spec.roles.contains(&Role::Agent) {
+            return None;
+        }
+        let session = self.sessions.get(&user);
+        let logged_in = session.is_some_and(|s| !s.terminals.is_empty());
+        let present = logged_in || !self.static_queues(user).is_empty();
+        let unreachable_since_ms = session.and_then(|s| s.unreachable_since_ms);
+        let state = agent_state(
+            present,
+            &self.agent_voice(user).voice,
+            session.is_some_and(|s| s.pause.is_some()),
+            unreachable_since_ms.is_none(),
+        );
+        Some(AgentStatus {
+            user,
+            state,
+            unreachable_since_ms,
+            last_change: self.last_changes.get(&user).cloned(),
+        })
+    }
+
+    /// Records `user`'s last session change (A4).
+    pub(crate) fn note_change(&mut self, user: UserId, change: SessionChange) {
+        if self.users.contains_key(&user) {
+            self.last_changes.insert(user, change);
+        }
+    }
+
+    /// `user`'s last session change, also after logout.
+    pub fn last_change(&self, user: UserId) -> Option<&SessionChange> {
+        self.last_changes.get(&user)
+    }
+
+    /// A8: the agent's actor says whether any of its devices answers. An
+    /// agent without a session has nothing to record.
+    pub(crate) fn set_reachable(
+        &mut self,
+        user: UserId,
+        reachable: bool,
+        now_ms: u64,
+    ) -> Checked<Outcome> {
+        self.user(user)?;
+        let Some(session) = self.sessions.get_mut(&user) else {
+            return Ok(Outcome::Done);
+        };
+        let what = match (reachable, session.unreachable_since_ms) {
+            (false, None) => {
+                session.unreachable_since_ms = Some(now_ms);
+                SessionAction::Disconnected
+            }
+            (true, Some(_)) => {
+                session.unreachable_since_ms = None;
+                SessionAction::Reconnected
+            }
+            _ => return Ok(Outcome::Done),
+        };
+        self.note_change(
+            user,
+            SessionChange {
+                at_ms: now_ms,
+                by: Author::System {
+                    rule: SystemRule::Reachability,
+                },
+                what,
+            },
+        );
+        Ok(Outcome::Done)
+    }
+
     fn static_queues(&self, user: UserId) -> BTreeSet<QueueId> {
         self.queues
             .values()
@@ -125,6 +235,7 @@ impl TenantState {
             pause: None,
             activities: BTreeSet::new(),
             after_activity: None,
+            unreachable_since_ms: None,
         });
         ensure(
             !session.terminals.contains(&terminal),

@@ -5,6 +5,7 @@ use super::device_table::DeviceTable;
 use super::entries::QueueEntries;
 use super::licences::Licences;
 use super::sessions::AgentSession;
+use crate::model::agent_status::SessionChange;
 use crate::model::directory::{Branch, Named, Number, PauseType, Tenant};
 use crate::model::queue::Queue;
 use crate::model::refusal::Checked;
@@ -34,6 +35,10 @@ pub struct TenantState {
     pub(crate) voice: super::calls::VoiceTable,
     #[serde(default)]
     pub(crate) activities: super::calls::Activities,
+    /// Each agent's last session change (A4: who caused it), kept after
+    /// logout; only existing users.
+    #[serde(default)]
+    pub(crate) last_changes: BTreeMap<UserId, SessionChange>,
 }
 
 impl TenantState {
@@ -53,6 +58,7 @@ impl TenantState {
             entries: QueueEntries::default(),
             voice: Default::default(),
             activities: Default::default(),
+            last_changes: BTreeMap::new(),
         }
     }
 
@@ -141,6 +147,9 @@ impl TenantState {
                 user, pause_type, ..
             } => done(self.pause(user, pause_type, now_ms)),
             C::Unpause { user, .. } => done(self.unpause(user)),
+            C::SetReachable {
+                user, reachable, ..
+            } => done(self.set_reachable(user, reachable, now_ms)),
             C::BeginActivity { user, activity, .. } => done(self.begin_activity(user, activity)),
             C::EndActivity { user, activity, .. } => {
                 done(self.end_activity(user, &activity, now_ms))
@@ -205,6 +214,12 @@ impl TenantState {
             assert!(
                 !session.terminals.is_empty() || !session.activities.is_empty(),
                 "a session without terminals lives only until its activity ends"
+            );
+        }
+        for user in self.last_changes.keys() {
+            assert!(
+                self.users.contains_key(user),
+                "a last session change belongs to an existing user"
             );
         }
         for (user, needs) in self.licences.assignments() {

@@ -181,6 +181,7 @@ impl TenantState {
         self.user(id)?;
         self.licences.release_all(id);
         self.sessions.remove(&id);
+        self.last_changes.remove(&id);
         for number in self.numbers.values_mut() {
             if number.target == Some(NumberTarget::User { user: id }) {
                 number.target = None;

@@ -1,6 +1,7 @@
 //! The domain model: pure data and the validation rules V1-V6.
 
 pub mod activity;
+pub mod agent_status;
 pub mod credentials;
 pub mod directory;
 pub mod feature_codes;

@@ -83,8 +83,12 @@ impl<S: Services> AgentActor<S> {
                             inputs.push_back(AgentInput::Snapshot(Box::new(s)));
                         }
                     }
-                    AgentOutput::Event(AgentEvent::StateChanged { state: s, reason }) => {
-                        tracing::debug!(tenant = %state.tenant, agent = %state.user, state = ?s, %reason, "agent state");
+                    AgentOutput::Event(AgentEvent::StateChanged {
+                        state: s,
+                        reason,
+                        by,
+                    }) => {
+                        tracing::debug!(tenant = %state.tenant, agent = %state.user, state = ?s, %reason, by = %by.describe(), "agent state");
                     }
                 }
             }

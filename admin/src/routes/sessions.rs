@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use carillon_actors::ledger::{AgentSession, Command, Outcome};
+use carillon_actors::ledger::{AgentSession, AgentStatus, Command, Outcome};
 use carillon_actors::model::user::Binding;
 use carillon_actors::model::{DeviceId, PauseTypeId, QueueId, TenantId, UserId};
 use serde::Deserialize;
@@ -97,6 +97,27 @@ pub async fn get(
             .cloned()
             .map(Json)
             .ok_or_else(|| Problem::not_found("session"))
+    })
+    .await
+}
+
+/// One agent's A4 state as the ledger knows it, the same on every node:
+/// disconnected (A8) as its actor recorded it, and the last change of its
+/// session with who caused it (the agent, a supervisor, its phone, a rule).
+/// Also for a logged-out agent; 404 for a user who is not an agent.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/users/{user}/state", tag = "sessions",
+    params(("tenant" = u64, Path), ("user" = u64, Path)), responses((status = 200, body = AgentStatus)),
+    security(("bearer" = [])))]
+pub async fn state(
+    State(app): State<AppState>,
+    caller: Caller,
+    Id((tenant, user)): Id<(TenantId, UserId)>,
+) -> Result<Json<AgentStatus>, Problem> {
+    check(&app, &caller, tenant, user, Mode::Read).await?;
+    app.with_tenant(tenant, |t| {
+        t.agent_status(user)
+            .map(Json)
+            .ok_or_else(|| Problem::not_found("agent"))
     })
     .await
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use carillon_actors::ledger::{Command, Ledger};
+use carillon_actors::model::agent_status::{Author, SystemRule};
 use carillon_actors::model::ids::{TenantId, UserId};
 use carillon_consensus::{Clock, CommandId, Consensus};
 use jiff::tz::TimeZone;
@@ -94,10 +95,15 @@ pub fn spawn(consensus: Consensus<Ledger>, clock: std::sync::Arc<dyn Clock>) {
                     "daily/{}/{}/{}/{}",
                     l.tenant, l.user, l.date, l.terminal
                 ));
-                let command = Command::Logout {
-                    tenant: l.tenant,
-                    user: l.user,
-                    terminal: l.terminal.clone(),
+                let command = Command::By {
+                    by: Author::System {
+                        rule: SystemRule::DailyLogout,
+                    },
+                    inner: Box::new(Command::Logout {
+                        tenant: l.tenant,
+                        user: l.user,
+                        terminal: l.terminal.clone(),
+                    }),
                 };
                 match consensus.write(id, &command).await {
                     Ok(Ok(_)) => {

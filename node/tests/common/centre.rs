@@ -269,19 +269,24 @@ impl Centre {
 
     /// `user`'s session (`Value::Null` when logged out).
     pub async fn session(&self, user: u64) -> Value {
-        let (status, body) = self
-            .api
-            .call(
-                Some(&self.token),
-                "GET",
-                &format!("{}/users/{user}/session", self.base()),
-                None,
-            )
-            .await;
+        self.get_or_null(&format!("{}/users/{user}/session", self.base()))
+            .await
+    }
+
+    /// `user`'s A4 state as the ledger knows it (state, since when
+    /// unreachable, the last session change and who caused it).
+    pub async fn state(&self, user: u64) -> Value {
+        self.get_or_null(&format!("{}/users/{user}/state", self.base()))
+            .await
+    }
+
+    /// GET `path` as the administrator: the body, `Value::Null` for 404.
+    async fn get_or_null(&self, path: &str) -> Value {
+        let (status, body) = self.api.call(Some(&self.token), "GET", path, None).await;
         match status {
             200 => body,
             404 => Value::Null,
-            _ => panic!("session of {user}: {status} {body}"),
+            _ => panic!("GET {path}: {status} {body}"),
         }
     }
 
@@ -293,15 +298,40 @@ impl Centre {
         within: Duration,
         ok: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_user(user, "session", what, within, ok).await
+    }
+
+    /// Waits until `ok` holds for `GET .../users/{user}/{part}` (`session`,
+    /// `state`); that body.
+    pub async fn wait_user(
+        &self,
+        user: u64,
+        part: &str,
+        what: &str,
+        within: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let path = format!("{}/users/{user}/{part}", self.base());
+        self.wait_get(&path, &format!("agent {user}: {what}"), within, ok)
+            .await
+    }
+
+    async fn wait_get(
+        &self,
+        path: &str,
+        what: &str,
+        within: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let s = self.session(user).await;
+            let s = self.get_or_null(path).await;
             if ok(&s) {
                 return s;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "agent {user}: {what} within {within:?}; session: {s}"
+                "{what} within {within:?}; GET {path}: {s}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
