@@ -32,6 +32,9 @@ use crate::model::queue::{QueueSpec, Strategy};
 use crate::model::{QueueId, TenantId, UserId};
 use crate::routing::{self, AgentInfo, Choice, QueueIndex, WaitingCall};
 
+mod tables;
+use tables::{Offers, Waiting};
+
 /// Margin over the ring timeout before an offer nobody ended is dropped.
 const OFFER_GRACE_MS: u64 = 10_000;
 
@@ -111,9 +114,9 @@ pub struct QueueMachine {
     tenant: TenantId,
     queue: QueueId,
     spec: Option<QueueSpec>,
-    waiting: BTreeMap<String, EntryInfo>,
+    waiting: Waiting,
     /// Offers sent and not yet ended: entry -> agent -> when it was sent.
-    offers: BTreeMap<String, BTreeMap<UserId, u64>>,
+    offers: Offers,
     /// Agents that were sent an offer and have not reported since.
     pending: BTreeSet<UserId>,
     reports: BTreeMap<UserId, AgentReport>,
@@ -122,8 +125,10 @@ pub struct QueueMachine {
     closing: BTreeSet<String>,
     next_tick_ms: Option<u64>,
     rng: StdRng,
-    /// Agents whose index entry the current step changed (checked after it).
+    /// Agents whose index entry or offers the current step changed, and
+    /// entries whose offers it changed (checked after it).
     touched: Vec<UserId>,
+    touched_entries: Vec<String>,
 }
 
 fn waiting_call(e: &EntryInfo) -> WaitingCall {
@@ -143,8 +148,8 @@ impl QueueMachine {
             tenant,
             queue,
             spec: None,
-            waiting: BTreeMap::new(),
-            offers: BTreeMap::new(),
+            waiting: Waiting::default(),
+            offers: Offers::default(),
             pending: BTreeSet::new(),
             reports: BTreeMap::new(),
             index: QueueIndex::new(),
@@ -153,6 +158,7 @@ impl QueueMachine {
             next_tick_ms: None,
             rng: StdRng::seed_from_u64(seed),
             touched: Vec::new(),
+            touched_entries: Vec::new(),
         }
     }
 
@@ -205,17 +211,22 @@ impl QueueMachine {
             QueueInput::Message(m) => self.on_message(now_ms, m, &mut out),
         }
         self.route(now_ms, &mut out);
-        // A snapshot (periodic, O(agents) anyway) checks the whole index;
-        // any other step checks the agents it changed, in O(log n) each.
+        // A snapshot (periodic, O(agents) anyway) checks everything; any
+        // other step checks the agents and entries it changed, in O(log n)
+        // each.
         if full_check {
             self.check_invariants();
         } else {
-            self.check_offers();
             for user in &self.touched {
                 self.index.check_agent(*user);
+                self.check_agent_offers(*user);
+            }
+            for entry in &self.touched_entries {
+                self.check_entry_offers(entry);
             }
         }
         self.touched.clear();
+        self.touched_entries.clear();
         out
     }
 
@@ -226,19 +237,22 @@ impl QueueMachine {
             .into_iter()
             .map(|e| (e.entry.clone(), e))
             .collect();
-        self.waiting.retain(|id, _| ledger.contains_key(id));
-        self.offers.retain(|id, _| ledger.contains_key(id));
+        self.waiting.retain(|id| ledger.contains_key(id));
+        self.offers.retain_entries(|id| ledger.contains_key(id));
         self.closing.retain(|id| ledger.contains_key(id));
         for (id, info) in ledger {
             if !s.nodes.is_empty() && !s.nodes.contains(&info.call.node) {
                 self.waiting.remove(&id);
-                self.offers.remove(&id);
+                self.offers.remove_entry(&id);
                 if self.closing.insert(id) {
                     out.push(QueueOutput::CloseLost(Box::new(lost(&info, now_ms))));
                 }
                 continue;
             }
-            self.waiting.entry(id).or_insert(info);
+            if !self.waiting.contains(&id) {
+                self.touched_entries.push(id);
+                self.waiting.insert(info);
+            }
         }
         for gone in self
             .members
@@ -280,12 +294,13 @@ impl QueueMachine {
         match message {
             QueueMsg::Enqueued(info) => {
                 if info.queue == self.queue {
-                    self.waiting.insert(info.entry.clone(), *info);
+                    self.touched_entries.push(info.entry.clone());
+                    self.waiting.insert(*info);
                 }
             }
             QueueMsg::Gone { entry } => {
                 self.waiting.remove(&entry);
-                self.offers.remove(&entry);
+                self.offers.remove_entry(&entry);
             }
             QueueMsg::Agent(report) => {
                 let user = report.agent;
@@ -296,7 +311,7 @@ impl QueueMachine {
                 // same caller to the next agent while the first one rings.
                 if report.available || !report.member {
                     self.drop_offers_of(user);
-                } else if !self.offers.values().any(|a| a.contains_key(&user)) {
+                } else if !self.offers.holds(user) {
                     self.pending.remove(&user);
                 }
                 if report.member {
@@ -308,12 +323,8 @@ impl QueueMachine {
                 self.reindex(user);
             }
             QueueMsg::OfferEnded { entry, agent, .. } => {
-                if let Some(agents) = self.offers.get_mut(&entry) {
-                    agents.remove(&agent);
-                    if agents.is_empty() {
-                        self.offers.remove(&entry);
-                    }
-                }
+                self.offers.remove(&entry, agent);
+                self.touched_entries.push(entry);
                 self.pending.remove(&agent);
                 self.reindex(agent);
             }
@@ -334,14 +345,9 @@ impl QueueMachine {
         let ring_all = spec.strategy == Strategy::RingAll;
         let info = self.index.get(agent).cloned();
         let best = info.filter(|a| a.available).and_then(|a| {
-            let mut calls: Vec<&EntryInfo> = self
-                .waiting
-                .values()
-                .filter(|e| ring_all || !self.offers.contains_key(&e.entry))
-                .collect();
-            calls.sort_by(|x, y| routing::service_order(&waiting_call(x), &waiting_call(y)));
-            calls
-                .into_iter()
+            self.waiting
+                .in_service_order()
+                .filter(|e| ring_all || !self.offers.has_entry(&e.entry))
                 .find(|e| routing::is_eligible(&spec, &a, &waiting_call(e), now_ms))
                 .cloned()
         });
@@ -352,10 +358,8 @@ impl QueueMachine {
     }
 
     fn offer(&mut self, now_ms: u64, entry: EntryInfo, agent: UserId, out: &mut Vec<QueueOutput>) {
-        self.offers
-            .entry(entry.entry.clone())
-            .or_default()
-            .insert(agent, now_ms);
+        self.offers.insert(&entry.entry, agent, now_ms);
+        self.touched_entries.push(entry.entry.clone());
         self.pending.insert(agent);
         self.index.chosen(agent);
         self.reindex(agent);
@@ -368,20 +372,25 @@ impl QueueMachine {
             return;
         };
         let ring_all = spec.strategy == Strategy::RingAll;
-        let mut calls: Vec<EntryInfo> = self
-            .waiting
-            .values()
-            .filter(|e| !self.closing.contains(&e.entry))
-            .cloned()
-            .collect();
-        calls.sort_by(|x, y| routing::service_order(&waiting_call(x), &waiting_call(y)));
-        for entry in calls {
+        // The ids of the calls routing may place, in service order (no
+        // copies of the calls themselves: one is copied when offered).
+        let calls: Vec<String> = if self.index.available().next().is_none() {
+            Vec::new()
+        } else {
+            self.waiting
+                .in_service_order()
+                .filter(|e| !self.closing.contains(&e.entry))
+                .filter(|e| ring_all || !self.offers.has_entry(&e.entry))
+                .map(|e| e.entry.clone())
+                .collect()
+        };
+        for id in calls {
             if self.index.available().next().is_none() {
                 break;
             }
-            if !ring_all && self.offers.contains_key(&entry.entry) {
+            let Some(entry) = self.waiting.get(&id).cloned() else {
                 continue;
-            }
+            };
             match routing::choose(
                 &spec,
                 &self.index,
@@ -391,11 +400,7 @@ impl QueueMachine {
             ) {
                 Choice::Offer(agents) => {
                     for agent in agents {
-                        if self
-                            .offers
-                            .get(&entry.entry)
-                            .is_some_and(|a| a.contains_key(&agent))
-                        {
+                        if self.offers.contains(&entry.entry, agent) {
                             continue;
                         }
                         self.offer(now_ms, entry.clone(), agent, out);
@@ -410,10 +415,8 @@ impl QueueMachine {
     /// Forgets every offer `agent` holds from this queue.
     fn drop_offers_of(&mut self, agent: UserId) {
         self.pending.remove(&agent);
-        for agents in self.offers.values_mut() {
-            agents.remove(&agent);
-        }
-        self.offers.retain(|_, a| !a.is_empty());
+        self.offers.remove_agent(agent);
+        self.touched.push(agent);
     }
 
     /// How long an offer may stay unanswered by its agent actor before the
@@ -432,10 +435,9 @@ impl QueueMachine {
         let deadline = self.offer_deadline_ms();
         let stale: Vec<UserId> = self
             .offers
-            .values()
-            .flat_map(|a| a.iter())
-            .filter(|(_, sent)| now_ms >= **sent + deadline)
-            .map(|(u, _)| *u)
+            .iter()
+            .filter(|(_, _, sent)| now_ms >= *sent + deadline)
+            .map(|(_, u, _)| u)
             .collect();
         for agent in stale {
             tracing::warn!(
@@ -461,19 +463,45 @@ impl QueueMachine {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         };
-        for e in self.waiting.values() {
-            for step in &spec.relaxations {
-                consider(e.enqueued_at_ms + u64::from(step.after_s) * 1000);
+        // With a tick armed, every time it was armed from is still due no
+        // earlier than it: only what this step changed (entries, agents'
+        // reports, offers sent now) can need an earlier one. Without one
+        // (at start, after it fired) everything counts.
+        let full = self.next_tick_ms.is_none();
+        let touched_entries = self
+            .touched_entries
+            .iter()
+            .filter_map(|id| self.waiting.get(id));
+        let entries: Box<dyn Iterator<Item = &EntryInfo>> = if full {
+            Box::new(self.waiting.values())
+        } else {
+            Box::new(touched_entries)
+        };
+        if !spec.relaxations.is_empty() {
+            for e in entries {
+                for step in &spec.relaxations {
+                    consider(e.enqueued_at_ms + u64::from(step.after_s) * 1000);
+                }
             }
         }
-        for r in self.reports.values() {
+        let touched_reports = self.touched.iter().filter_map(|u| self.reports.get(u));
+        let reports: Box<dyn Iterator<Item = &AgentReport>> = if full {
+            Box::new(self.reports.values())
+        } else {
+            Box::new(touched_reports)
+        };
+        for r in reports {
             if r.member && r.available {
                 consider(r.not_before_ms);
             }
         }
         let deadline = self.offer_deadline_ms();
-        for sent in self.offers.values().flat_map(|a| a.values()) {
-            consider(sent + deadline);
+        if full {
+            for (_, _, sent) in self.offers.iter() {
+                consider(sent + deadline);
+            }
+        } else if !self.touched_entries.is_empty() && self.offers.entry_count() > 0 {
+            consider(now_ms + deadline);
         }
         if let Some(at) = next {
             if self.next_tick_ms.is_none_or(|t| at < t) {
@@ -487,33 +515,47 @@ impl QueueMachine {
 
     /// Panics if the machine's state is inconsistent (a bug here). O(agents).
     pub fn check_invariants(&self) {
-        self.check_offers();
+        self.waiting.check_invariants();
+        self.offers.check_invariants();
+        for entry in self.offers.entries() {
+            self.check_entry_offers(entry);
+        }
+        for agent in self.offers.agents() {
+            self.check_agent_offers(agent);
+        }
         self.index.check_invariants();
     }
 
-    /// The offer part of the invariants. O(offers in flight).
-    fn check_offers(&self) {
+    /// The offer invariants of one entry. O(log n) per agent offered.
+    fn check_entry_offers(&self, entry: &str) {
+        self.offers.check_entry(entry);
+        let Some(agents) = self.offers.agents_of(entry) else {
+            return;
+        };
         let ring_all = self
             .spec
             .as_ref()
             .is_some_and(|s| s.strategy == Strategy::RingAll);
-        for (entry, agents) in &self.offers {
+        assert!(self.waiting.contains(entry), "offers name waiting entries");
+        assert!(
+            ring_all || agents.len() == 1,
+            "one offer at a time per entry"
+        );
+        for a in agents.keys() {
+            self.check_agent_offers(*a);
+        }
+    }
+
+    /// The offer invariants of one agent: one that holds an offer is
+    /// pending and not available. O(log n).
+    fn check_agent_offers(&self, agent: UserId) {
+        self.offers.check_agent(agent);
+        if self.offers.holds(agent) {
+            assert!(self.pending.contains(&agent), "an offered agent is pending");
             assert!(
-                self.waiting.contains_key(entry),
-                "offers name waiting entries"
+                !self.index.get(agent).is_some_and(|i| i.available),
+                "an offered agent is not available"
             );
-            assert!(!agents.is_empty(), "no empty offer sets");
-            assert!(
-                ring_all || agents.len() == 1,
-                "one offer at a time per entry"
-            );
-            for a in agents.keys() {
-                assert!(self.pending.contains(a), "an offered agent is pending");
-                assert!(
-                    !self.index.get(*a).is_some_and(|i| i.available),
-                    "an offered agent is not available"
-                );
-            }
         }
     }
 }
