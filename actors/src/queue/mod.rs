@@ -124,6 +124,9 @@ pub struct QueueMachine {
     members: BTreeSet<UserId>,
     closing: BTreeSet<String>,
     next_tick_ms: Option<u64>,
+    /// Steps passed without arming (nobody waited): the next arming
+    /// considers everything.
+    tick_stale: bool,
     rng: StdRng,
     /// Agents whose index entry or offers the current step changed, and
     /// entries whose offers it changed (checked after it).
@@ -156,6 +159,7 @@ impl QueueMachine {
             members: BTreeSet::new(),
             closing: BTreeSet::new(),
             next_tick_ms: None,
+            tick_stale: false,
             rng: StdRng::seed_from_u64(seed),
             touched: Vec::new(),
             touched_entries: Vec::new(),
@@ -455,6 +459,9 @@ impl QueueMachine {
     /// when an offer outlives its deadline.
     fn arm_tick(&mut self, now_ms: u64, spec: &QueueSpec, out: &mut Vec<QueueOutput>) {
         if self.waiting.is_empty() {
+            // Nothing to wake for; what this step changed is not looked at,
+            // so the next arming looks at everything.
+            self.tick_stale = true;
             return;
         }
         let mut next: Option<u64> = None;
@@ -467,7 +474,7 @@ impl QueueMachine {
         // earlier than it: only what this step changed (entries, agents'
         // reports, offers sent now) can need an earlier one. Without one
         // (at start, after it fired) everything counts.
-        let full = self.next_tick_ms.is_none();
+        let full = self.next_tick_ms.is_none() || std::mem::take(&mut self.tick_stale);
         let touched_entries = self
             .touched_entries
             .iter()

@@ -186,3 +186,50 @@ fn an_agent_free_again_holds_no_offer_and_is_offered_the_next_call() {
     );
     assert_eq!(names(&out), ["offer c3 to 15"]);
 }
+
+#[test]
+fn a_back_off_reported_while_nobody_waits_still_wakes_the_queue() {
+    let mut m = QueueMachine::new(T, Q, 7);
+    m.handle(
+        0,
+        QueueInput::Snapshot(Box::new(QueueSnapshot {
+            spec: spec(serde_json::json!({"kind": "longest_idle"})),
+            waiting: vec![entry("c0", 1)],
+            members: [A].into(),
+            nodes: [1].into(),
+        })),
+    );
+    // A tick is armed for c0's offer to A, then c0 leaves: nobody waits.
+    assert_eq!(
+        names(&m.handle(10, report(A, true, 1))),
+        ["offer c0 to 15", "tick in 30000"]
+    );
+    assert!(m
+        .handle(
+            20,
+            QueueInput::Message(QueueMsg::Gone { entry: "c0".into() })
+        )
+        .is_empty());
+    // A is free again but backed off until 5,000 (it declined).
+    let backed_off = QueueInput::Message(QueueMsg::Agent(Box::new(AgentReport {
+        agent: A,
+        member: true,
+        available: true,
+        skills: BTreeMap::new(),
+        idle_since_ms: 1,
+        last_offered_ms: Some(10),
+        calls_taken: 0,
+        talk_time_ms: 0,
+        not_before_ms: 5_000,
+    })));
+    assert!(m.handle(30, backed_off).is_empty());
+    // A call arrives: nobody can take it now; the queue wakes when the
+    // back-off ends, not only at the old offer's deadline.
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 2)))),
+    );
+    assert_eq!(names(&out), ["tick in 4900"]);
+    let out = m.handle(5_000, QueueInput::Message(QueueMsg::Tick));
+    assert_eq!(names(&out), ["offer c1 to 15", "tick in 30000"]);
+}
