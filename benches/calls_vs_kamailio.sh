@@ -93,6 +93,7 @@ pids=()
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do
+        kill -CONT "$pid" 2>/dev/null || true
         kill "$pid" 2>/dev/null || true
     done
     for pid in "${pids[@]}"; do
@@ -236,6 +237,22 @@ wait_quiet() {
     log "  the servers were still busy after 45 s"
 }
 
+# Stops (SIGSTOP) the servers of every system but $1 for a step, so that
+# one's idle or left-over work is not charged to the other's step on the
+# shared core; thaw_others continues them.
+freeze_others() {
+    local n
+    for n in $systems; do
+        [[ "$n" == "$1" ]] || kill -STOP ${server_pids[$n]:-} 2>/dev/null || true
+    done
+}
+thaw_others() {
+    local n
+    for n in $systems; do
+        kill -CONT ${server_pids[$n]:-} 2>/dev/null || true
+    done
+}
+
 # One step: $2 calls/s for step_s seconds to system $1. Prints
 # "achieved_rate ok failed cpu_us_per_call gen_cpu_percent rtt_p50 rtt_p99
 # agent_calls udp_datagrams_per_call drops(server/generator SIP/generator
@@ -244,6 +261,7 @@ run_step() {
     local name="$1" rate="$2" tag="$3" calls c0 c1 g0 g1 t0 t1 u0 u1 a0 a1
     calls=$((rate * step_s))
     rm -f "$work/caller-$tag".*
+    freeze_others "$name"
     wait_quiet
     a0="$(agent_calls "$name")"
     socket_drops >"$work/drops-$tag.before"
@@ -282,6 +300,7 @@ run_step() {
     wait "$sampler" 2>/dev/null || true
     socket_drops >>"$work/drops-$tag.samples"
     a1="$(agent_calls "$name")"
+    thaw_others
     local sockets
     sockets="$(drops_between "$work/drops-$tag.before" "$work/drops-$tag.samples" | tr ' ' '/')"
     local rtt
