@@ -22,164 +22,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ledger::{AgentVoice, Command, Outcome, Voice, WriteError};
+use crate::ledger::{Command, Outcome, Voice, WriteError};
 use crate::messages::{
     Address, AgentMsg, AgentReport, CallMsg, CallRef, DeviceMsg, EntryInfo, Envelope, Message,
     QueueMsg, RingRequest,
 };
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment};
 use crate::model::agent_status::{Author, SessionChange, SystemRule};
-use crate::model::{DeviceId, QueueId, SkillId, TenantId, UserId};
+use crate::model::{DeviceId, QueueId, TenantId, UserId};
 use crate::routing;
 
-/// What the agent machine reads of the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AgentSnapshot {
-    /// Logged in from at least one terminal.
-    pub logged_in: bool,
-    /// Paused (A5).
-    pub paused: bool,
-    /// Queues it is checked in to, and those it is a static member of.
-    pub queues: BTreeSet<QueueId>,
-    /// Queues it is a static member of (offered without logging in, A1).
-    pub static_queues: BTreeSet<QueueId>,
-    /// Voice state and routing figures.
-    pub voice: AgentVoice,
-    /// Skills and levels.
-    pub skills: BTreeMap<SkillId, u8>,
-    /// The ring plan: steps of (delay from the start of ringing, devices).
-    pub ring_plan: Vec<(u32, Vec<DeviceId>)>,
-    /// Ring timeout per queue (Q4), seconds.
-    pub ring_timeout_s: BTreeMap<QueueId, u32>,
-    /// Queue names (the display name of forks).
-    pub queue_names: BTreeMap<QueueId, String>,
-    /// The entry of the voice state, when the ledger still knows it.
-    pub entry: Option<EntryInfo>,
-    /// The placement epoch.
-    pub epoch: u64,
-    /// Whether the call of the voice state lives on a node that is no
-    /// longer a member (its dialog is gone).
-    pub call_lost: bool,
-    /// Terminals logged in (`panel`, `phone-<device>`, ...).
-    pub terminals: Vec<String>,
-    /// The session's last change, with who caused it (A4).
-    pub last_change: Option<SessionChange>,
-    /// Whether the ledger records the agent as disconnected (A8).
-    pub recorded_unreachable: bool,
-}
+mod presence;
 
-/// A2: an agent logged in from a phone whose devices have all been
-/// unreachable this long is logged out of the phone (the panel's own
-/// terminals answer for themselves).
-pub const PHONE_SESSION_TIMEOUT_MS: u64 = 300_000;
-
-/// A8: a logged-in agent whose devices have all been unreachable this long
-/// is recorded as disconnected in the ledger (a phone that has not yet
-/// reported after a login is not a disconnection).
-pub const DISCONNECTED_AFTER_MS: u64 = 2_000;
-
-impl AgentSnapshot {
-    fn devices(&self) -> BTreeSet<DeviceId> {
-        self.ring_plan
-            .iter()
-            .flat_map(|(_, d)| d.iter().copied())
-            .collect()
-    }
-}
-
-/// Ledger operations the machine asks for; the answer comes back with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentOp {
-    /// Reserve for an entry.
-    Reserve(Box<EntryInfo>),
-    /// Release an offer.
-    Release {
-        /// The entry.
-        entry: String,
-        /// Its queue.
-        queue: QueueId,
-        /// How it ended.
-        end: OfferEnd,
-    },
-    /// Close after-call work.
-    FinishWrapUp {
-        /// The entry.
-        entry: String,
-    },
-    /// Close a call lost with its node.
-    CloseLost {
-        /// The entry.
-        entry: String,
-    },
-    /// Log a phone terminal out after its devices stopped answering (A2).
-    TimeOut,
-    /// Record whether any device answers (A8).
-    Reachability {
-        /// What was recorded.
-        reachable: bool,
-    },
-}
-
-/// Why an agent's state changed (A4: every transition names a reason).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentEvent {
-    /// The agent's state is now `state`, for `reason`, caused by `by`.
-    StateChanged {
-        /// New state.
-        state: AgentState,
-        /// Why.
-        reason: String,
-        /// Who caused it.
-        by: Author,
-    },
-}
-
-pub use crate::model::agent_status::AgentState;
-
-/// An input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentInput {
-    /// The ledger's view of the agent (at start and after each change).
-    Snapshot(Box<AgentSnapshot>),
-    /// A message.
-    Message(AgentMsg),
-    /// The answer to a ledger operation.
-    Ledger {
-        /// The operation.
-        op: AgentOp,
-        /// The ledger's answer (`Err` also for an unreachable cluster).
-        result: Result<Outcome, WriteError>,
-    },
-    /// The turn is over: decide between the offers that arrived in it.
-    Decide,
-}
-
-/// An output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentOutput {
-    /// Write to the ledger.
-    Ledger {
-        /// What it is for (comes back with the answer).
-        op: AgentOp,
-        /// The command.
-        command: Box<Command>,
-    },
-    /// Send a message.
-    Send(Envelope),
-    /// Deliver `message` to this actor after `after_ms`.
-    Timer {
-        /// Delay.
-        after_ms: u64,
-        /// The message.
-        message: AgentMsg,
-    },
-    /// Feed [`AgentInput::Decide`] after the messages already queued.
-    DecideLater,
-    /// Read the ledger and feed a snapshot.
-    Refresh,
-    /// Something to tell the world.
-    Event(AgentEvent),
-}
+pub use super::io::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Ringing {
@@ -265,120 +120,6 @@ impl AgentMachine {
             && self.reserving.is_none()
             && self.ringing.is_none()
             && self.any_reachable()
-    }
-
-    fn derive_state(&self) -> AgentState {
-        crate::ledger::agent_state(
-            self.present(),
-            &self.snapshot.voice.voice,
-            self.snapshot.paused,
-            self.any_reachable(),
-        )
-    }
-
-    fn send(&self, to: Address, message: Message, out: &mut Vec<AgentOutput>) {
-        out.push(AgentOutput::Send(Envelope {
-            to,
-            message,
-            hops: 0,
-        }));
-    }
-
-    fn report(&self, queue: QueueId) -> AgentReport {
-        let v = &self.snapshot.voice;
-        AgentReport {
-            agent: self.user,
-            member: self.snapshot.queues.contains(&queue) && self.present(),
-            available: self.available(),
-            skills: self.snapshot.skills.clone(),
-            idle_since_ms: v.idle_since_ms,
-            last_offered_ms: v.last_offered_ms,
-            calls_taken: v.calls_taken,
-            talk_time_ms: v.talk_time_ms,
-            not_before_ms: v.not_before_ms,
-        }
-    }
-
-    /// Tells every queue that should know what changed, and emits the A4
-    /// transition with its reason; the call flow caused it.
-    fn publish(&mut self, reason: &str, out: &mut Vec<AgentOutput>) {
-        let by = Author::System {
-            rule: SystemRule::CallFlow,
-        };
-        self.publish_by(reason.to_string(), by, out);
-    }
-
-    /// [`Self::publish`] for a transition `by` caused.
-    fn publish_by(&mut self, reason: String, by: Author, out: &mut Vec<AgentOutput>) {
-        let state = self.derive_state();
-        if state == AgentState::Disconnected {
-            self.disconnected_since.get_or_insert(self.now_ms);
-        } else {
-            self.disconnected_since = None;
-        }
-        if state != self.state {
-            self.state = state;
-            out.push(AgentOutput::Event(AgentEvent::StateChanged {
-                state,
-                reason,
-                by,
-            }));
-        }
-        self.record_reachability(out);
-        let queues: BTreeSet<QueueId> = self
-            .snapshot
-            .queues
-            .iter()
-            .chain(self.last_reports.keys())
-            .copied()
-            .collect();
-        for queue in queues {
-            let report = self.report(queue);
-            if self.last_reports.get(&queue) == Some(&report) {
-                continue;
-            }
-            if report.member {
-                self.last_reports.insert(queue, report.clone());
-            } else {
-                self.last_reports.remove(&queue);
-            }
-            self.send(
-                Address::queue(self.tenant, queue),
-                Message::Queue(QueueMsg::Agent(Box::new(report))),
-                out,
-            );
-        }
-    }
-
-    /// A8: records in the ledger that the agent is disconnected (after
-    /// [`DISCONNECTED_AFTER_MS`] without a reachable device) or reachable
-    /// again, once per change.
-    fn record_reachability(&mut self, out: &mut Vec<AgentOutput>) {
-        if !self.has_snapshot || !self.snapshot.logged_in || self.reach_pending {
-            return;
-        }
-        let reachable = if self.any_reachable() {
-            true
-        } else if self
-            .disconnected_since
-            .is_some_and(|since| self.now_ms.saturating_sub(since) >= DISCONNECTED_AFTER_MS)
-        {
-            false
-        } else {
-            return;
-        };
-        if self.reach_recorded == Some(reachable) {
-            return;
-        }
-        self.reach_pending = true;
-        out.push(AgentOutput::Ledger {
-            op: AgentOp::Reachability { reachable },
-            command: Box::new(Command::SetReachable {
-                tenant: self.tenant,
-                user: self.user,
-                reachable,
-            }),
-        });
     }
 
     /// Feeds one input.
@@ -475,49 +216,6 @@ impl AgentMachine {
         self.time_out_phone(now_ms, out);
         if first {
             self.pull(out);
-        }
-    }
-
-    /// A2: logs the phone terminals out once every device has been
-    /// unreachable for [`PHONE_SESSION_TIMEOUT_MS`].
-    fn time_out_phone(&mut self, now_ms: u64, out: &mut Vec<AgentOutput>) {
-        let Some(since) = self.disconnected_since else {
-            return;
-        };
-        if self.timing_out || now_ms.saturating_sub(since) < PHONE_SESSION_TIMEOUT_MS {
-            return;
-        }
-        let phones: Vec<String> = self
-            .snapshot
-            .terminals
-            .iter()
-            .filter(|t| t.starts_with("phone-"))
-            .cloned()
-            .collect();
-        if phones.is_empty() {
-            return;
-        }
-        self.timing_out = true;
-        let by = Author::System {
-            rule: SystemRule::PhoneTimeout,
-        };
-        out.push(AgentOutput::Event(AgentEvent::StateChanged {
-            state: AgentState::LoggedOut,
-            reason: "A2: the agent's phone stopped answering; logged out of it".into(),
-            by: by.clone(),
-        }));
-        for terminal in phones {
-            out.push(AgentOutput::Ledger {
-                op: AgentOp::TimeOut,
-                command: Box::new(Command::By {
-                    by: by.clone(),
-                    inner: Box::new(Command::Logout {
-                        tenant: self.tenant,
-                        user: self.user,
-                        terminal,
-                    }),
-                }),
-            });
         }
     }
 

@@ -1,6 +1,7 @@
 //! The agent actor: [`machine`] (sans-IO), [`snapshot`] (what it reads of
 //! the ledger) and its ractor shell in `crate::shell`.
 
+mod io;
 pub mod machine;
 pub mod snapshot;
 
