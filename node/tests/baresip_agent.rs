@@ -31,16 +31,22 @@ impl Drop for Guarded {
     }
 }
 
-/// A port free for UDP and TCP (baresip listens on both).
+/// A port free for UDP and TCP (baresip listens on both), between the demos'
+/// RTP ranges (10000-29999) and the kernel's ephemeral ports (32768 and up),
+/// so that no other test's socket takes it before baresip binds it (seen:
+/// `sock_bind: Address already in use` with an ephemeral one).
 fn free_udp_tcp_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = u.local_addr().expect("addr").port();
+    let start = 30_000 + u16::try_from(std::process::id() % 2_000).expect("small");
+    for offset in 0..2_000u16 {
+        let port = 30_000 + (start - 30_000 + offset) % 2_000;
+        let Ok(_u) = UdpSocket::bind(("127.0.0.1", port)) else {
+            continue;
+        };
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no port free for UDP and TCP");
+    panic!("no port in 30000-31999 free for UDP and TCP");
 }
 
 /// A WAV file of `seconds` of silence (baresip's audio source).
