@@ -129,6 +129,8 @@ pub struct AgentReport {
     pub talk_time_ms: u64,
     /// Not offered before (Q4 back-off).
     pub not_before_ms: u64,
+    /// Its A4 state (the queue's empty policies count by it, Q5).
+    pub state: crate::model::agent_status::AgentState,
 }
 
 /// Messages to a queue actor.
@@ -305,6 +307,14 @@ pub enum CallMsg {
         agent: UserId,
         /// How the offer ended.
         end: OfferEnd,
+    },
+    /// The queue turns the caller away (Q5: nobody to join, or the last
+    /// agent left).
+    Exit {
+        /// The queue (an exit of a queue the call has left is ignored).
+        queue: QueueId,
+        /// Why.
+        reason: crate::model::queue::ExitReason,
     },
     /// Timer of the call actor.
     Timer {

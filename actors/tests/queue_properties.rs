@@ -1,6 +1,8 @@
 //! Queue entries (Q3, Q5) against a model: random enqueues (priorities
-//! 0..=100 or the queue's default), priority changes, assignments and
-//! abandons over two queues, one of them with a maximum length.
+//! 0..=100 or the queue's default), priority changes, moves to the other
+//! queue (Q5 overflow: at its default priority, behind those waiting there),
+//! assignments and abandons over two queues, one of them with a maximum
+//! length.
 //!
 //! The model keeps every entry's state and, for waiting ones, (priority,
 //! arrival); after every step `waiting(queue)` must equal the model sorted by
@@ -41,6 +43,10 @@ enum Op {
     Abandon {
         entry: usize,
     },
+    Move {
+        entry: usize,
+        queue: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -51,7 +57,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(entry, queue, priority)| Op::Enqueue { entry, queue, priority }),
         2 => (entry.clone(), priority).prop_map(|(entry, priority)| Op::ChangePriority { entry, priority }),
         2 => (entry.clone(), 0..3usize).prop_map(|(entry, agent)| Op::Assign { entry, agent }),
-        1 => entry.prop_map(|entry| Op::Abandon { entry }),
+        1 => entry.clone().prop_map(|entry| Op::Abandon { entry }),
+        2 => (entry, 0..2usize).prop_map(|(entry, queue)| Op::Move { entry, queue }),
     ]
 }
 
@@ -120,6 +127,7 @@ proptest! {
         let (mut f, queues) = setup();
         let tenant = f.tenant;
         let mut model: BTreeMap<String, Model> = BTreeMap::new();
+        let mut last_sequence = 0;
         let mut arrivals = 0u64;
         for op in &ops {
             let before = f.ledger.clone();
@@ -163,9 +171,37 @@ proptest! {
                     }
                     (f.run(Command::AbandonEntry { tenant, entry: id }), expected)
                 }
+                Op::Move { entry, queue } => {
+                    let id = format!("call-{entry}");
+                    let expected = match on_existing(model.get(&id)) {
+                        Ok(()) => match model[&id] {
+                            Model::Waiting { queue: q, .. } if q == queue => {
+                                Err(RefusalCode::QueueConfigInvalid)
+                            }
+                            _ if queue == 0 && waiting_in(&model, 0).len() >= MAX_LENGTH => {
+                                Err(RefusalCode::QueueFull)
+                            }
+                            _ => Ok(()),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    if expected.is_ok() {
+                        arrivals += 1;
+                        let priority = if queue == 1 { DEFAULT_PRIORITY } else { 0 };
+                        model.insert(id.clone(), Model::Waiting { queue, priority, arrival: arrivals });
+                    }
+                    (f.run(Command::MoveEntry { tenant, entry: id, queue: queues[queue] }), expected)
+                }
             };
             if let Ok(outcome) = &result {
-                prop_assert_eq!(outcome, &Outcome::Done);
+                // An enqueue answers the caller's place; the rest is done.
+                match (&op, outcome) {
+                    (Op::Enqueue { .. } | Op::Move { .. }, Outcome::Enqueued { sequence, .. }) => {
+                        prop_assert!(*sequence > last_sequence, "sequences grow");
+                        last_sequence = *sequence;
+                    }
+                    (_, outcome) => prop_assert_eq!(outcome, &Outcome::Done),
+                }
             }
             prop_assert_eq!(result.map(|_| ()), expected, "{:?}", op);
             if expected.is_err() {

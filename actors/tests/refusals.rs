@@ -358,6 +358,9 @@ fn table() -> Vec<Case> {
         case!(QueueConfigInvalid, "A1: static members are agents", |f| new_queue(f, json!({"static_members": [f.admin]}))),
         case!(QueueConfigInvalid, "Q5: overflow goes to another queue", |f| run(C::UpdateQueue { tenant: f.tenant, queue: f.queue, spec: patched(&queue_spec("Support"), json!({"overflow": {"after_s": 30, "destination": {"kind": "queue", "queue": f.queue}}})) })),
         case!(QueueConfigInvalid, "Q5: max_length is at least 1", |f| new_queue(f, json!({"max_length": 0}))),
+        case!(QueueConfigInvalid, "Q5: an exit destination needs an exit key", |f| new_queue(f, json!({"exit_destination": {"kind": "hangup", "prompt": null}}))),
+        case!(QueueConfigInvalid, "Q5: no external number as a destination without trunks", |f| new_queue(f, json!({"overflow": {"after_s": 30, "destination": {"kind": "number", "number": "+420225000999"}}}))),
+        case!(QueueConfigInvalid, "Q5: the exit key leads to another queue", |f| run(C::UpdateQueue { tenant: f.tenant, queue: f.queue, spec: patched(&queue_spec("Support"), json!({"exit_dtmf_key": "0", "exit_destination": {"kind": "queue", "queue": f.queue}})) })),
         case!(QueueFull, "Q5: maximum length", |f| { f.ok(C::UpdateQueue { tenant: f.tenant, queue: f.queue, spec: patched(&queue_spec("Support"), json!({"max_length": 1})) }); enqueue(f, "a"); }, |f| run(C::Enqueue { call: None, tenant: f.tenant, queue: f.queue, entry: "b".into(), priority: Some(100) })),
         // A1, A4, A5: sessions.
         case!(NotLoggedIn, "D4: an agent binds a line after logging in", |f| run(C::BindDevice { tenant: f.tenant, user: f.agents[1], device: f.phone })),

@@ -19,212 +19,25 @@
 
 use std::collections::BTreeMap;
 
+use super::io::*;
 use crate::ledger::{CallCheckpoint, Command, Outcome, WriteError};
 use crate::messages::{
     Address, AgentMsg, CallMsg, CallRef, EdgeRequest, EntryInfo, Envelope, LegNotice, LegRef,
     LegRequest, Message, QueueMsg,
 };
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment};
-use crate::model::queue::{AnswerMode, QueueSpec};
-use crate::model::{DeviceId, QueueId, TenantId, UserId};
-
-/// The relay's name of the caller's leg.
-pub const CALLER_LEG: &str = "caller";
-/// The relay's name of the agents' leg.
-pub const AGENT_LEG: &str = "agent";
-/// Music on hold when a queue names none.
-pub const DEFAULT_MUSIC: &str = "moh-default";
-/// The relay's own synthesized melody: the last fallback when no recording
-/// of music on hold can be played.
-pub const BUILT_IN_MUSIC: &str = "hold-music";
-
-/// What the call glue knows when it hands a call to a call actor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallSetup {
-    /// Tenant.
-    pub tenant: TenantId,
-    /// The call's id (entry, activity and media session id).
-    pub call: String,
-    /// This node.
-    pub node: u64,
-    /// The caller's inbound leg on this node.
-    pub leg: u64,
-    /// The caller's SIP Call-ID.
-    pub sip_call_id: String,
-    /// The caller's number.
-    pub caller: String,
-    /// The number dialled.
-    pub called: String,
-    /// The caller's SDP offer.
-    pub offer_sdp: String,
-    /// The queue.
-    pub queue: QueueId,
-    /// Its settings.
-    pub spec: QueueSpec,
-    /// When the INVITE arrived, ms since the epoch.
-    pub arrived_at_ms: u64,
-    /// The relay chosen for the call (its control address, or `local`).
-    pub relay: String,
-}
-
-/// What to ask of the media relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaRequest {
-    /// Create the call's session.
-    Create,
-    /// Add or update a leg; with the remote SDP the answer is the relay's
-    /// answer, without it the relay's offer.
-    SetLeg {
-        /// Leg name.
-        leg: &'static str,
-        /// The remote side's SDP.
-        remote_sdp: Option<String>,
-    },
-    /// Loop a music-on-hold prompt to a leg.
-    Music {
-        /// Leg name.
-        leg: &'static str,
-        /// Prompt name.
-        prompt: String,
-    },
-    /// Play a prompt once to a leg.
-    Prompt {
-        /// Leg name.
-        leg: &'static str,
-        /// Prompt name.
-        prompt: String,
-    },
-    /// The session's recent events (DTMF, prompts finished).
-    Events,
-    /// Stop what plays to a leg.
-    StopPlay {
-        /// Leg name.
-        leg: &'static str,
-    },
-    /// Remove the session.
-    Remove,
-}
-
-/// A successful media answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaReply {
-    /// Done.
-    Done,
-    /// The relay's SDP for a leg.
-    Sdp(String),
-    /// The session's recent events, oldest first.
-    Events(Vec<MediaEvent>),
-}
-
-/// An event of a media session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaEvent {
-    /// `dtmf`, `generated_finished`, `latched`, ...
-    pub kind: String,
-    /// The leg's name.
-    pub leg: String,
-    /// The digit, for `dtmf`.
-    pub digit: Option<String>,
-}
-
-/// What a media request was for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaStep {
-    /// Creating the session.
-    Create,
-    /// The caller's leg (the answer to the caller).
-    CallerLeg,
-    /// The agents' leg (the offer for agents).
-    AgentOffer,
-    /// The winning agent's answer.
-    AgentAnswer,
-    /// Music on hold.
-    Music,
-    /// Stopping the music.
-    StopMusic,
-    /// Removing the session.
-    Remove,
-}
-
-/// What a ledger write was for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallOp {
-    /// Entering the queue.
-    Enqueue,
-    /// Assigning the entry to the agent of a fork.
-    Connect {
-        /// The agent.
-        agent: UserId,
-        /// Its answered fork.
-        leg: LegRef,
-    },
-    /// After-call work starts.
-    EndCall {
-        /// The agent.
-        agent: UserId,
-    },
-    /// Closing an activity no agent holds.
-    Close,
-}
-
-/// An input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallInput {
-    /// Begin.
-    Start,
-    /// The relay answered.
-    Media {
-        /// What for.
-        step: MediaStep,
-        /// Its answer (`Err` with the reason).
-        result: Result<MediaReply, String>,
-    },
-    /// The ledger answered.
-    Ledger {
-        /// What for.
-        op: CallOp,
-        /// Its answer.
-        result: Result<Outcome, WriteError>,
-    },
-    /// A message.
-    Message(CallMsg),
-}
-
-/// An output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallOutput {
-    /// Ask the relay.
-    Media {
-        /// What for (comes back with the answer).
-        step: MediaStep,
-        /// The request.
-        request: MediaRequest,
-    },
-    /// Write to the ledger.
-    Ledger {
-        /// What for.
-        op: CallOp,
-        /// The command.
-        command: Box<Command>,
-    },
-    /// Ask a node's SIP edge.
-    Edge {
-        /// The node.
-        node: u64,
-        /// The request.
-        request: EdgeRequest,
-    },
-    /// Send a message to another actor.
-    Send(Envelope),
-    /// The call is over; the actor stops.
-    Stop,
-}
+use crate::model::queue::AnswerMode;
+use crate::model::{DeviceId, QueueId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Setup,
     Enqueuing,
     Waiting,
+    /// Leaving the queue for another (the ledger's answer pending).
+    Moving,
+    /// Playing the parting prompt of an exit, then hanging up.
+    Leaving,
     Connecting,
     Connected,
     Ending,
@@ -241,26 +54,35 @@ struct Fork {
 /// The call machine.
 #[derive(Debug, Clone)]
 pub struct CallMachine {
-    setup: CallSetup,
-    phase: Phase,
+    pub(super) setup: CallSetup,
+    pub(super) phase: Phase,
     caller_answer: Option<String>,
     agent_offer: Option<String>,
-    caller_answered: bool,
-    caller_live: bool,
-    enqueued_at_ms: Option<u64>,
+    pub(super) caller_answered: bool,
+    pub(super) caller_live: bool,
+    /// When the call entered its current queue.
+    pub(super) enqueued_at_ms: Option<u64>,
+    /// When it entered its first queue (its waiting time starts there).
+    pub(super) first_enqueued_at_ms: Option<u64>,
     entry_sequence: u64,
+    priority: u32,
+    /// When the last enqueue was asked of the ledger.
+    enqueue_asked_ms: u64,
     forks: BTreeMap<LegRef, Fork>,
     /// Agents offered and since when.
     offers: BTreeMap<UserId, u64>,
     winner: Option<(UserId, LegRef)>,
     connected_at_ms: Option<u64>,
-    segments: Vec<Segment>,
+    /// Segments closed so far (queues left, offers ended).
+    pub(super) segments: Vec<Segment>,
     closing_asked: bool,
     refusal: Option<(u16, String)>,
     bridge_failed: bool,
     answered_at_ms: Option<u64>,
     /// The music on hold last asked of the relay.
     music: Option<String>,
+    /// The queue exits' bookkeeping (Q5).
+    pub(super) exits: super::exit::Exits,
 }
 
 fn fork_end(notice: &LegNotice) -> OfferEnd {
@@ -288,7 +110,10 @@ impl CallMachine {
             caller_answered: false,
             caller_live: true,
             enqueued_at_ms: None,
+            first_enqueued_at_ms: None,
             entry_sequence: 0,
+            priority: 0,
+            enqueue_asked_ms: 0,
             forks: BTreeMap::new(),
             offers: BTreeMap::new(),
             winner: None,
@@ -299,6 +124,7 @@ impl CallMachine {
             bridge_failed: false,
             answered_at_ms: None,
             music: None,
+            exits: Default::default(),
         }
     }
 
@@ -323,7 +149,7 @@ impl CallMachine {
         });
     }
 
-    fn send(&self, to: Address, message: Message, out: &mut Vec<CallOutput>) {
+    pub(super) fn send(&self, to: Address, message: Message, out: &mut Vec<CallOutput>) {
         out.push(CallOutput::Send(Envelope {
             to,
             message,
@@ -397,27 +223,8 @@ impl CallMachine {
                         out,
                     ),
                 }
-                let prompt = self
-                    .setup
-                    .spec
-                    .music_on_hold
-                    .as_deref()
-                    .filter(|m| *m != "default")
-                    .map(|m| format!("moh-{m}"))
-                    .unwrap_or_else(|| DEFAULT_MUSIC.to_string());
-                self.play_music(prompt, out);
-                self.phase = Phase::Enqueuing;
-                self.enqueued_at_ms = Some(now_ms);
-                out.push(CallOutput::Ledger {
-                    op: CallOp::Enqueue,
-                    command: Box::new(Command::Enqueue {
-                        tenant: self.setup.tenant,
-                        queue: self.setup.queue,
-                        entry: self.setup.call.clone(),
-                        priority: None,
-                        call: Some(Box::new(self.checkpoint())),
-                    }),
-                });
+                self.play_music(self.queue_music(), out);
+                self.enqueue(now_ms, self.setup.queue, out);
             }
             (MediaStep::AgentAnswer, Err(reason)) => {
                 // The winner's media cannot be bridged: the call fails once
@@ -470,12 +277,15 @@ impl CallMachine {
                     }
                 }
             }
+            (MediaStep::Events | MediaStep::PromptBaseline | MediaStep::Prompt, result) => {
+                self.on_exit_media(now_ms, step, result, out)
+            }
             // Music, its stop, the agent's answer and the removal need no step.
             _ => {}
         }
     }
 
-    fn play_music(&mut self, prompt: String, out: &mut Vec<CallOutput>) {
+    pub(super) fn play_music(&mut self, prompt: String, out: &mut Vec<CallOutput>) {
         self.music = Some(prompt.clone());
         out.push(CallOutput::Media {
             step: MediaStep::Music,
@@ -484,6 +294,73 @@ impl CallMachine {
                 prompt,
             },
         });
+    }
+
+    /// The current queue's music on hold.
+    pub(super) fn queue_music(&self) -> String {
+        self.setup
+            .spec
+            .music_on_hold
+            .as_deref()
+            .filter(|m| *m != "default")
+            .map(|m| format!("moh-{m}"))
+            .unwrap_or_else(|| DEFAULT_MUSIC.to_string())
+    }
+
+    /// Asks the ledger to put the caller in `queue`.
+    pub(super) fn enqueue(&mut self, now_ms: u64, queue: QueueId, out: &mut Vec<CallOutput>) {
+        self.phase = Phase::Enqueuing;
+        self.enqueue_asked_ms = now_ms;
+        out.push(CallOutput::Ledger {
+            op: CallOp::Enqueue,
+            command: Box::new(Command::Enqueue {
+                tenant: self.setup.tenant,
+                queue,
+                entry: self.setup.call.clone(),
+                priority: None,
+                call: Some(Box::new(self.checkpoint())),
+            }),
+        });
+    }
+
+    /// The caller waits, since `since_ms`, in the queue the ledger's outcome
+    /// names (its first, or the one it moved to): the queue hears of it, the
+    /// exits are armed.
+    pub(super) fn waits(
+        &mut self,
+        now_ms: u64,
+        since_ms: u64,
+        outcome: Outcome,
+        out: &mut Vec<CallOutput>,
+    ) {
+        let Outcome::Enqueued {
+            queue,
+            sequence,
+            priority,
+            spec,
+            ..
+        } = outcome
+        else {
+            panic!("the ledger answers an enqueue or a move with the caller's place: {outcome:?}");
+        };
+        let music_before = self.queue_music();
+        self.setup.queue = queue;
+        self.setup.spec = *spec;
+        self.entry_sequence = sequence;
+        self.priority = priority;
+        self.enqueued_at_ms = Some(since_ms);
+        self.first_enqueued_at_ms.get_or_insert(since_ms);
+        self.phase = Phase::Waiting;
+        self.send(
+            Address::queue(self.setup.tenant, self.setup.queue),
+            Message::Queue(QueueMsg::Enqueued(Box::new(self.entry_info()))),
+            out,
+        );
+        let music = self.queue_music();
+        if music != music_before {
+            self.play_music(music, out);
+        }
+        self.arm_exits(now_ms, out);
     }
 
     fn checkpoint(&self) -> CallCheckpoint {
@@ -505,7 +382,7 @@ impl CallMachine {
             tenant: self.setup.tenant,
             queue: self.setup.queue,
             entry: self.setup.call.clone(),
-            priority: self.setup.spec.default_priority,
+            priority: self.priority,
             sequence: self.entry_sequence,
             enqueued_at_ms: self.enqueued_at_ms.unwrap_or(self.setup.arrived_at_ms),
             call: self.checkpoint(),
@@ -521,16 +398,23 @@ impl CallMachine {
     ) {
         match op {
             CallOp::Enqueue => match result {
-                Ok(_) => {
-                    self.phase = Phase::Waiting;
-                    self.send(
-                        Address::queue(self.setup.tenant, self.setup.queue),
-                        Message::Queue(QueueMsg::Enqueued(Box::new(self.entry_info()))),
-                        out,
-                    );
+                Ok(outcome) => {
+                    self.waits(now_ms, self.enqueue_asked_ms, outcome, out);
                     if !self.caller_live {
                         self.finish(now_ms, out);
                     }
+                }
+                Err(error) if self.exits.joined > 0 || self.exits.reason.is_some() => {
+                    // The queue a turned-away caller was sent to refused it.
+                    self.parted(now_ms, &error, out);
+                }
+                Err(WriteError::Refused(r))
+                    if r.code == crate::model::RefusalCode::QueueFull
+                        && crate::model::queue::ExitReason::QueueFull
+                            .destination(&self.setup.spec)
+                            .is_some() =>
+                {
+                    self.exit(now_ms, crate::model::queue::ExitReason::QueueFull, out);
                 }
                 Err(error) => {
                     self.enqueued_at_ms = None;
@@ -558,18 +442,7 @@ impl CallMachine {
                     // clients see), not when the ledger confirmed it.
                     self.connected_at_ms = Some(self.answered_at_ms.unwrap_or(now_ms));
                     self.close_offer(agent, OfferEnd::Answered, now_ms);
-                    let others: Vec<UserId> = self.offers.keys().copied().collect();
-                    for other in others {
-                        self.close_offer(other, OfferEnd::Cancelled, now_ms);
-                        self.send(
-                            Address::agent(self.setup.tenant, other),
-                            Message::Agent(AgentMsg::CallEnded {
-                                entry: self.setup.call.clone(),
-                                end: Some(OfferEnd::Cancelled),
-                            }),
-                            out,
-                        );
-                    }
+                    self.cancel_offered(now_ms, None, out);
                     self.send(
                         Address::agent(self.setup.tenant, agent),
                         Message::Agent(AgentMsg::Connected {
@@ -600,8 +473,22 @@ impl CallMachine {
                     self.phase = Phase::Waiting;
                     if !self.caller_live || self.bridge_failed {
                         self.finish(now_ms, out);
+                    } else {
+                        // An exit that came due while the answer was connected.
+                        self.exit_if_due(now_ms, out);
                     }
                 }
+            },
+            CallOp::Move { reason } => match result {
+                Ok(outcome) => {
+                    let left = self.setup.queue;
+                    self.left_queue(now_ms, left, reason);
+                    self.waits(now_ms, now_ms, outcome, out);
+                    if !self.caller_live {
+                        self.finish(now_ms, out);
+                    }
+                }
+                Err(error) => self.parted(now_ms, &error, out),
             },
             CallOp::EndCall { .. } | CallOp::Close => {
                 self.phase = Phase::Done;
@@ -614,7 +501,7 @@ impl CallMachine {
         }
     }
 
-    fn close_offer(&mut self, agent: UserId, result: OfferEnd, now_ms: u64) {
+    pub(super) fn close_offer(&mut self, agent: UserId, result: OfferEnd, now_ms: u64) {
         if let Some(from_ms) = self.offers.remove(&agent) {
             self.segments.push(Segment::Offer {
                 agent,
@@ -622,6 +509,45 @@ impl CallMachine {
                 to_ms: now_ms,
                 result,
             });
+        }
+    }
+
+    /// Hangs up every fork still up.
+    fn hang_up_forks(&mut self, out: &mut Vec<CallOutput>) {
+        let live: Vec<LegRef> = self
+            .forks
+            .iter()
+            .filter(|(_, f)| f.live)
+            .map(|(l, _)| *l)
+            .collect();
+        for leg in live {
+            self.hang_up_fork(leg, out);
+        }
+    }
+
+    /// Stops every offer of the call: forks hung up, agents told (it
+    /// leaves its queue for an exit).
+    pub(super) fn cancel_offers(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
+        self.hang_up_forks(out);
+        self.cancel_offered(now_ms, None, out);
+    }
+
+    /// Closes every open offer as cancelled and tells its agent, but
+    /// `keep`'s (the agent connected to the call).
+    fn cancel_offered(&mut self, now_ms: u64, keep: Option<UserId>, out: &mut Vec<CallOutput>) {
+        let offered: Vec<UserId> = self.offers.keys().copied().collect();
+        for agent in offered {
+            self.close_offer(agent, OfferEnd::Cancelled, now_ms);
+            if Some(agent) != keep {
+                self.send(
+                    Address::agent(self.setup.tenant, agent),
+                    Message::Agent(AgentMsg::CallEnded {
+                        entry: self.setup.call.clone(),
+                        end: Some(OfferEnd::Cancelled),
+                    }),
+                    out,
+                );
+            }
         }
     }
 
@@ -679,15 +605,22 @@ impl CallMachine {
                 if let LegNotice::Ended { .. } = event {
                     self.caller_live = false;
                     match self.phase {
-                        Phase::Waiting | Phase::Connected => self.finish(now_ms, out),
+                        Phase::Waiting | Phase::Connected | Phase::Leaving => {
+                            self.finish(now_ms, out)
+                        }
                         // Finished when the current step answers.
-                        Phase::Setup | Phase::Enqueuing | Phase::Connecting => {}
+                        Phase::Setup | Phase::Enqueuing | Phase::Moving | Phase::Connecting => {}
                         Phase::Ending | Phase::Done => {}
                     }
                 }
             }
             CallMsg::Leg { leg, event } => self.on_fork(now_ms, leg, event, out),
-            CallMsg::Timer { .. } => {}
+            CallMsg::Exit { queue, reason } => {
+                if queue == self.setup.queue {
+                    self.exit(now_ms, reason, out);
+                }
+            }
+            CallMsg::Timer { timer } => self.on_timer(now_ms, timer, out),
         }
     }
 
@@ -781,24 +714,17 @@ impl CallMachine {
     }
 
     /// Ends the call: every leg down, the ledger told once.
-    fn finish(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
+    pub(super) fn finish(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
         if self.closing_asked {
             return;
         }
         self.closing_asked = true;
         self.phase = Phase::Ending;
-        let live: Vec<LegRef> = self
-            .forks
-            .iter()
-            .filter(|(_, f)| f.live)
-            .map(|(l, _)| *l)
-            .collect();
-        for leg in live {
-            self.hang_up_fork(leg, out);
-        }
+        self.hang_up_forks(out);
         if self.caller_live {
             self.caller_live = false;
-            match self.refusal.clone() {
+            let refusal = self.refusal.clone().or_else(|| self.exits.refusal());
+            match refusal {
                 Some((status, reason)) if !self.caller_answered => self.edge_leg(
                     LegRequest::Reject {
                         leg: self.setup.leg,
@@ -816,20 +742,7 @@ impl CallMachine {
             }
         }
         let connected = self.connected_at_ms.and(self.winner.map(|(a, _)| a));
-        let offered: Vec<UserId> = self.offers.keys().copied().collect();
-        for agent in offered {
-            self.close_offer(agent, OfferEnd::Cancelled, now_ms);
-            if Some(agent) != connected {
-                self.send(
-                    Address::agent(self.setup.tenant, agent),
-                    Message::Agent(AgentMsg::CallEnded {
-                        entry: self.setup.call.clone(),
-                        end: Some(OfferEnd::Cancelled),
-                    }),
-                    out,
-                );
-            }
-        }
+        self.cancel_offered(now_ms, connected, out);
         let record = self.record(now_ms, connected);
         match connected {
             Some(agent) => {
@@ -852,7 +765,7 @@ impl CallMachine {
                 );
             }
             None => {
-                if self.enqueued_at_ms.is_some() {
+                if self.enqueued_at_ms.is_some() && self.exits.reason.is_none() {
                     self.send(
                         Address::queue(self.setup.tenant, self.setup.queue),
                         Message::Queue(QueueMsg::Gone {
@@ -873,8 +786,8 @@ impl CallMachine {
     }
 
     fn record(&self, now_ms: u64, agent: Option<UserId>) -> ActivityRecord {
-        let mut segments = Vec::new();
-        if let Some(from_ms) = self.enqueued_at_ms {
+        let mut segments = self.segments.clone();
+        if let (Some(from_ms), false) = (self.enqueued_at_ms, self.exits.left_current) {
             segments.push(Segment::Queue {
                 queue: self.setup.queue,
                 from_ms,
@@ -886,7 +799,6 @@ impl CallMachine {
                 },
             });
         }
-        segments.extend(self.segments.iter().cloned());
         if let (Some(agent), Some(from_ms)) = (agent, self.connected_at_ms) {
             segments.push(Segment::Agent {
                 agent,
@@ -894,8 +806,18 @@ impl CallMachine {
                 to_ms: now_ms,
             });
         }
+        // Chronological; a queue's segment before the offers it made.
+        segments.sort_by_key(|s| match s {
+            Segment::Queue { from_ms, .. } => (*from_ms, 0),
+            Segment::Offer { from_ms, .. } => (*from_ms, 1),
+            Segment::Agent { from_ms, .. } => (*from_ms, 2),
+            Segment::WrapUp { from_ms, .. } => (*from_ms, 3),
+        });
         let outcome = match (&self.refusal, agent) {
             (_, Some(_)) => ActivityOutcome::Answered,
+            (None, None) if self.exits.reason.is_some() => ActivityOutcome::Exited {
+                reason: self.exits.describe(),
+            },
             (Some((status, reason)), None) => ActivityOutcome::Refused {
                 status: *status,
                 reason: reason.clone(),
@@ -920,7 +842,10 @@ impl CallMachine {
             segments,
             node: self.setup.node,
         };
-        record.compute_times(self.enqueued_at_ms.unwrap_or(self.setup.arrived_at_ms));
+        record.compute_times(
+            self.first_enqueued_at_ms
+                .unwrap_or(self.setup.arrived_at_ms),
+        );
         record
     }
 
@@ -949,6 +874,10 @@ impl CallMachine {
                 .count();
             assert_eq!(other_live, 0, "no other fork stays up once a fork won");
         }
+        self.check_exit_invariants(
+            self.forks.values().filter(|f| f.live).count(),
+            self.offers.len(),
+        );
         if matches!(self.phase, Phase::Ending | Phase::Done) {
             assert!(
                 self.forks.values().all(|f| !f.live),

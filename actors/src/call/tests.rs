@@ -2,6 +2,7 @@
 //! several forks, a second answer, the caller leaving while agents ring, a
 //! connection the ledger refuses.
 
+use super::io::*;
 use super::machine::*;
 use crate::ledger::{Command, Outcome, WriteError};
 use crate::messages::{
@@ -11,10 +12,10 @@ use crate::model::activity::{ActivityOutcome, OfferEnd};
 use crate::model::queue::QueueSpec;
 use crate::model::{DeviceId, QueueId, Refusal, RefusalCode, TenantId, UserId};
 
-const T: TenantId = TenantId(2);
-const Q: QueueId = QueueId(24);
+pub(super) const T: TenantId = TenantId(2);
+pub(super) const Q: QueueId = QueueId(24);
 
-fn setup() -> CallSetup {
+pub(super) fn setup() -> CallSetup {
     CallSetup {
         tenant: T,
         call: "c1".into(),
@@ -33,7 +34,7 @@ fn setup() -> CallSetup {
 }
 
 /// A compact name for each output, to compare sequences.
-fn names(outputs: &[CallOutput]) -> Vec<String> {
+pub(super) fn names(outputs: &[CallOutput]) -> Vec<String> {
     outputs
         .iter()
         .map(|o| match o {
@@ -49,7 +50,8 @@ fn names(outputs: &[CallOutput]) -> Vec<String> {
                 MediaRequest::Remove => "media remove".into(),
             },
             CallOutput::Ledger { command, .. } => match &**command {
-                Command::Enqueue { .. } => "ledger enqueue".into(),
+                Command::Enqueue { queue, .. } => format!("ledger enqueue {queue}"),
+                Command::MoveEntry { queue, .. } => format!("ledger move {queue}"),
                 Command::ConnectCall { user, .. } => format!("ledger connect {user}"),
                 Command::EndCall { user, .. } => format!("ledger end {user}"),
                 Command::CloseActivity { record, .. } => {
@@ -90,23 +92,37 @@ fn names(outputs: &[CallOutput]) -> Vec<String> {
                 };
                 format!("send {to} {what}")
             }
+            CallOutput::Timer { after_ms, timer } => {
+                format!("timer {after_ms} {}", timer & 0xf)
+            }
             CallOutput::Stop => "stop".into(),
         })
         .collect()
 }
 
-fn feed(m: &mut CallMachine, now: u64, input: CallInput) -> Vec<String> {
+pub(super) fn feed(m: &mut CallMachine, now: u64, input: CallInput) -> Vec<String> {
     names(&m.handle(now, input))
 }
 
-fn media(step: MediaStep, reply: MediaReply) -> CallInput {
+pub(super) fn media(step: MediaStep, reply: MediaReply) -> CallInput {
     CallInput::Media {
         step,
         result: Ok(reply),
     }
 }
 
-fn fork(leg: u64) -> LegRef {
+/// The ledger's answer to an enqueue into `queue`.
+fn placed(queue: QueueId, sequence: u64) -> Outcome {
+    Outcome::Enqueued {
+        queue,
+        sequence,
+        priority: 0,
+        enqueued_at_ms: 1_005,
+        spec: Box::new(setup().spec),
+    }
+}
+
+pub(super) fn fork(leg: u64) -> LegRef {
     LegRef { node: 3, leg }
 }
 
@@ -136,7 +152,7 @@ fn waiting_with_two_forks() -> CallMachine {
         [
             "edge 1 answer 7 answer",
             "media music moh-default",
-            "ledger enqueue"
+            "ledger enqueue 24"
         ]
     );
     assert_eq!(
@@ -145,7 +161,7 @@ fn waiting_with_two_forks() -> CallMachine {
             1_010,
             CallInput::Ledger {
                 op: CallOp::Enqueue,
-                result: Ok(Outcome::Done)
+                result: Ok(placed(Q, 1))
             }
         ),
         ["send queue/2/24 enqueued"]

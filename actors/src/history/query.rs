@@ -31,16 +31,19 @@ pub enum OutcomeKind {
     Lost,
     /// `feature_code`.
     FeatureCode,
+    /// `exited`.
+    Exited,
 }
 
 impl OutcomeKind {
     /// Every kind, with its name in the API.
-    pub const ALL: [(OutcomeKind, &'static str); 5] = [
+    pub const ALL: [(OutcomeKind, &'static str); 6] = [
         (OutcomeKind::Answered, "answered"),
         (OutcomeKind::Abandoned, "abandoned"),
         (OutcomeKind::Refused, "refused"),
         (OutcomeKind::Lost, "lost"),
         (OutcomeKind::FeatureCode, "feature_code"),
+        (OutcomeKind::Exited, "exited"),
     ];
 
     /// The kind of `outcome`.
@@ -51,6 +54,7 @@ impl OutcomeKind {
             ActivityOutcome::Refused { .. } => OutcomeKind::Refused,
             ActivityOutcome::Lost { .. } => OutcomeKind::Lost,
             ActivityOutcome::FeatureCode { .. } => OutcomeKind::FeatureCode,
+            ActivityOutcome::Exited { .. } => OutcomeKind::Exited,
         }
     }
 

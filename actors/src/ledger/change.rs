@@ -129,6 +129,7 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
         ],
         C::Enqueue { tenant, entry, .. }
         | C::ChangePriority { tenant, entry, .. }
+        | C::MoveEntry { tenant, entry, .. }
         | C::AbandonEntry { tenant, entry } => vec![Change::Entry {
             tenant: *tenant,
             entry: entry.clone(),

@@ -318,6 +318,14 @@ pub enum Command {
         entry: String,
         priority: u32,
     },
+    /// A waiting caller leaves its queue for another (Q5 overflow and
+    /// exits): it waits there from now, behind those already waiting, at
+    /// that queue's default priority; the other queue's limit applies.
+    MoveEntry {
+        tenant: TenantId,
+        entry: String,
+        queue: QueueId,
+    },
     AssignEntry {
         tenant: TenantId,
         entry: String,
@@ -416,6 +424,20 @@ pub enum Outcome {
     WrapUp {
         /// When it ends.
         until_ms: u64,
+    },
+    /// A caller entered (or moved to) a queue: its place there, and the
+    /// queue's settings the call follows from now on.
+    Enqueued {
+        /// The queue.
+        queue: QueueId,
+        /// Arrival order in the tenant (Q3).
+        sequence: u64,
+        /// Priority (Q3).
+        priority: u32,
+        /// When it entered, ms since the epoch.
+        enqueued_at_ms: u64,
+        /// The queue's settings.
+        spec: Box<crate::model::queue::QueueSpec>,
     },
     /// An activity closed; its record has this outbox sequence number.
     ActivityClosed {

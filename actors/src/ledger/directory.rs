@@ -247,10 +247,9 @@ impl TenantState {
             _ => true,
         };
         ensure(
-            queue_ok(spec.overflow.as_ref().map(|o| &o.destination))
-                && queue_ok(spec.closed_destination.as_ref()),
+            spec.destinations().all(|d| queue_ok(Some(d))),
             RefusalCode::QueueConfigInvalid,
-            || "overflow and closed destinations name another queue of this tenant".into(),
+            || "overflow, exit and closed destinations name another queue of this tenant".into(),
         )?;
         let agents_ok = spec.static_members.iter().all(|u| {
             self.users
@@ -296,10 +295,14 @@ impl TenantState {
             RefusalCode::ObjectInUse,
             || "callers are waiting in this queue".into(),
         )?;
-        let referenced = self.numbers.values().any(|n| n.target == Some(NumberTarget::Queue { queue: id }))
+        let referenced = self
+            .numbers
+            .values()
+            .any(|n| n.target == Some(NumberTarget::Queue { queue: id }))
             || self.queues.values().any(|q| {
-                let points = |d: Option<&Destination>| matches!(d, Some(Destination::Queue { queue }) if *queue == id);
-                points(q.spec.overflow.as_ref().map(|o| &o.destination)) || points(q.spec.closed_destination.as_ref())
+                q.spec
+                    .destinations()
+                    .any(|d| matches!(d, Destination::Queue { queue } if *queue == id))
             });
         ensure(!referenced, RefusalCode::ObjectInUse, || {
             "a number or another queue leads to this queue".into()

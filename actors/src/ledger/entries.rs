@@ -193,12 +193,7 @@ impl TenantState {
             RefusalCode::EntryNotUnique,
             || format!("entry {entry:?} already exists"),
         )?;
-        if let Some(max) = config.spec.max_length {
-            let waiting = self.entries.waiting_count(queue);
-            ensure(waiting < max as usize, RefusalCode::QueueFull, || {
-                format!("the queue holds at most {max} callers")
-            })?;
-        }
+        self.check_room(queue)?;
         self.entries.next_sequence += 1;
         let record = QueueEntry {
             entry: entry.clone(),
@@ -210,13 +205,67 @@ impl TenantState {
             offered_to: Default::default(),
             call,
         };
+        Ok(self.place(record))
+    }
+
+    /// Q5: a queue with a maximum length takes no caller beyond it.
+    fn check_room(&self, queue: QueueId) -> Checked<()> {
+        let config = self
+            .queues
+            .get(&queue)
+            .ok_or_else(|| Refusal::not_found("queue"))?;
+        if let Some(max) = config.spec.max_length {
+            let waiting = self.entries.waiting_count(queue);
+            ensure(waiting < max as usize, RefusalCode::QueueFull, || {
+                format!("the queue holds at most {max} callers")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Files a waiting entry in its queue's index; what the caller follows.
+    fn place(&mut self, record: QueueEntry) -> Outcome {
         self.entries
             .waiting
-            .entry(queue)
+            .entry(record.queue)
             .or_default()
             .insert(wait_key(&record));
-        self.entries.entries.insert(entry, record);
-        Ok(Outcome::Done)
+        let outcome = Outcome::Enqueued {
+            queue: record.queue,
+            sequence: record.sequence,
+            priority: record.priority,
+            enqueued_at_ms: record.enqueued_at_ms,
+            spec: Box::new(self.queues[&record.queue].spec.clone()),
+        };
+        self.entries.entries.insert(record.entry.clone(), record);
+        outcome
+    }
+
+    pub(crate) fn move_entry(
+        &mut self,
+        entry: &str,
+        queue: QueueId,
+        now_ms: u64,
+    ) -> Checked<Outcome> {
+        let old = self.waiting_entry(entry)?.clone();
+        ensure(old.queue != queue, RefusalCode::QueueConfigInvalid, || {
+            "Q5: the caller already waits in that queue".into()
+        })?;
+        self.check_room(queue)?;
+        if let Some(set) = self.entries.waiting.get_mut(&old.queue) {
+            set.remove(&wait_key(&old));
+        }
+        self.release_voice_offers(entry, old.offered_to.iter().copied());
+        self.entries.next_sequence += 1;
+        let record = QueueEntry {
+            queue,
+            priority: self.queues[&queue].spec.default_priority,
+            sequence: self.entries.next_sequence,
+            enqueued_at_ms: now_ms,
+            offered_to: Default::default(),
+            ..old
+        };
+        Ok(self.place(record))
     }
 
     fn waiting_entry(&self, entry: &str) -> Checked<&QueueEntry> {

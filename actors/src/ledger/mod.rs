@@ -401,6 +401,7 @@ impl Command {
             | C::EndActivity { tenant, .. }
             | C::Enqueue { tenant, .. }
             | C::ChangePriority { tenant, .. }
+            | C::MoveEntry { tenant, .. }
             | C::AssignEntry { tenant, .. }
             | C::AbandonEntry { tenant, .. }
             | C::OfferCall { tenant, .. }

@@ -44,6 +44,13 @@ pub enum ActivityOutcome {
         /// What happened.
         reason: String,
     },
+    /// The caller left the queue by one of its exits (Q5) and was hung up
+    /// there (a prompt and a hang-up, or a destination that refused it).
+    Exited {
+        /// The exit (`max_wait`, `overflow`, `queue_full`, `no_agents`,
+        /// `emptied`, `exit_key`) and what followed.
+        reason: String,
+    },
     /// A feature code dialled from a phone (A3).
     FeatureCode {
         /// The code and what it did.

@@ -77,6 +77,39 @@ pub enum EmptyPolicy {
     WhenNoAgentAvailable,
 }
 
+/// Which agent states count as available for
+/// [`EmptyPolicy::WhenNoAgentAvailable`] (Q5). An idle agent always counts,
+/// a logged-out one never; the defaults count agents that are busy with a
+/// call (ringing, talking, in after-call work) and not those paused or
+/// without a reachable device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct EmptyCounts {
+    /// A paused agent counts.
+    pub paused: bool,
+    /// An agent whose phone rings for a call counts.
+    pub ringing: bool,
+    /// An agent on a call counts.
+    pub talking: bool,
+    /// An agent in after-call work counts.
+    pub wrap_up: bool,
+    /// A logged-in agent with no reachable device counts (A8).
+    pub unreachable: bool,
+}
+
+impl Default for EmptyCounts {
+    fn default() -> Self {
+        EmptyCounts {
+            paused: false,
+            ringing: true,
+            talking: true,
+            wrap_up: true,
+            unreachable: false,
+        }
+    }
+}
+
 /// Where calls go on overflow or when closed (Q5, Q9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -97,6 +130,63 @@ pub enum Destination {
         /// Prompt played first.
         prompt: Option<String>,
     },
+}
+
+/// Why a caller left a queue by one of its exits (Q5); the reason of its
+/// queue segment in the activity record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// The queue held `max_length` callers already.
+    QueueFull,
+    /// The caller waited `max_wait_s`.
+    MaxWait,
+    /// The caller waited the overflow's `after_s`.
+    Overflow,
+    /// Nobody to join (`join_when_empty`).
+    NoAgents,
+    /// The last agent left while the caller waited (`leave_when_empty`).
+    Emptied,
+    /// The caller pressed the queue's exit key.
+    ExitKey,
+}
+
+impl ExitReason {
+    /// Its name in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::QueueFull => "queue_full",
+            ExitReason::MaxWait => "max_wait",
+            ExitReason::Overflow => "overflow",
+            ExitReason::NoAgents => "no_agents",
+            ExitReason::Emptied => "emptied",
+            ExitReason::ExitKey => "exit_key",
+        }
+    }
+
+    /// The sentence a refused or hung-up caller's reason phrase carries.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExitReason::QueueFull => "Q5: the queue is full",
+            ExitReason::MaxWait => "Q5: the caller waited the queue's maximum wait",
+            ExitReason::Overflow => "Q5: the caller waited until the queue's overflow",
+            ExitReason::NoAgents => "Q5: no agent to join in the queue",
+            ExitReason::Emptied => "Q5: the queue's last agent left",
+            ExitReason::ExitKey => "Q5: the caller pressed the queue's exit key",
+        }
+    }
+
+    /// Where the queue sends a caller that leaves for this reason: the exit
+    /// key's destination (or else the overflow's), the overflow's for every
+    /// other exit; `None`: hang up.
+    pub fn destination(self, spec: &QueueSpec) -> Option<&Destination> {
+        let overflow = spec.overflow.as_ref().map(|o| &o.destination);
+        match self {
+            ExitReason::ExitKey => spec.exit_destination.as_ref().or(overflow),
+            _ => overflow,
+        }
+    }
 }
 
 /// Overflow after a wait (Q5).
@@ -220,12 +310,21 @@ pub struct QueueSpec {
     /// Leave policy when agents are missing (Q5).
     #[serde(default)]
     pub leave_when_empty: EmptyPolicy,
-    /// Overflow (Q5).
+    /// Which agent states count as available for the empty policies (Q5).
+    #[serde(default)]
+    pub empty_counts: EmptyCounts,
+    /// Overflow (Q5): after `after_s` of waiting the caller goes to its
+    /// destination; so does a caller the queue's limits or empty policies
+    /// turn away.
     #[serde(default)]
     pub overflow: Option<Overflow>,
     /// DTMF key that exits the queue (Q5).
     #[serde(default)]
     pub exit_dtmf_key: Option<String>,
+    /// Where the exit key leads (Q5); without it, the overflow destination,
+    /// and without that a hang-up.
+    #[serde(default)]
+    pub exit_destination: Option<Destination>,
     /// Music on hold (Q6).
     #[serde(default)]
     pub music_on_hold: Option<String>,
@@ -382,18 +481,22 @@ impl QueueSpec {
         if !super::directory::valid_timezone(&self.timezone) {
             return bad(format!("{:?} is not an IANA time zone", self.timezone));
         }
-        for number in self.presentation_number.iter().chain(
-            [
-                &self.overflow.as_ref().map(|o| &o.destination),
-                &self.closed_destination.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(|d| match d {
-                Destination::Number { number } => Some(number),
-                _ => None,
-            }),
-        ) {
+        if self.exit_destination.is_some() && self.exit_dtmf_key.is_none() {
+            return bad("exit_destination needs an exit_dtmf_key".into());
+        }
+        if let Some(Destination::Number { number }) = self
+            .destinations()
+            .find(|d| matches!(d, Destination::Number { .. }))
+        {
+            // Honest until outbound trunks exist: a caller sent to a number
+            // could not be connected anywhere.
+            return bad(format!(
+                "Q5: calls cannot leave a queue for the external number {number:?}: \
+                 dialling out needs an outbound trunk, which this version does not have \
+                 (use a queue or a hang-up with a prompt)"
+            ));
+        }
+        for number in self.presentation_number.iter() {
             ensure(
                 valid_phone_number(number),
                 RefusalCode::PhoneNumberInvalid,
@@ -401,6 +504,17 @@ impl QueueSpec {
             )?;
         }
         Ok(())
+    }
+
+    /// Every destination the spec names (overflow, exit key, closed).
+    pub fn destinations(&self) -> impl Iterator<Item = &Destination> + '_ {
+        [
+            self.overflow.as_ref().map(|o| &o.destination),
+            self.exit_destination.as_ref(),
+            self.closed_destination.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Skills and queues the spec refers to.

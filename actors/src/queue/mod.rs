@@ -26,13 +26,17 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::ledger::{CallCheckpoint, Ledger};
-use crate::messages::{Address, AgentMsg, AgentReport, EntryInfo, Envelope, Message, QueueMsg};
+use crate::messages::{
+    Address, AgentMsg, AgentReport, CallMsg, EntryInfo, Envelope, Message, QueueMsg,
+};
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, Segment};
-use crate::model::queue::{QueueSpec, Strategy};
+use crate::model::queue::{EmptyPolicy, ExitReason, QueueSpec, Strategy};
 use crate::model::{QueueId, TenantId, UserId};
 use crate::routing::{self, AgentInfo, Choice, QueueIndex, WaitingCall};
 
+mod pool;
 mod tables;
+use pool::{Known, Pool};
 use tables::{Offers, Waiting};
 
 /// Margin over the ring timeout before an offer nobody ended is dropped.
@@ -132,6 +136,14 @@ pub struct QueueMachine {
     /// entries whose offers it changed (checked after it).
     touched: Vec<UserId>,
     touched_entries: Vec<String>,
+    /// Who the empty policies count (Q5).
+    pool: Pool,
+    /// Members that reported they are not in the queue.
+    absent: BTreeSet<UserId>,
+    /// Waiting calls told to leave (Q5); no longer offered.
+    turned_away: BTreeSet<String>,
+    /// Whether the leave policy found the queue empty after the last step.
+    was_empty: bool,
 }
 
 fn waiting_call(e: &EntryInfo) -> WaitingCall {
@@ -163,6 +175,10 @@ impl QueueMachine {
             rng: StdRng::seed_from_u64(seed),
             touched: Vec::new(),
             touched_entries: Vec::new(),
+            pool: Pool::default(),
+            absent: BTreeSet::new(),
+            turned_away: BTreeSet::new(),
+            was_empty: false,
         }
     }
 
@@ -183,8 +199,24 @@ impl QueueMachine {
         u32::try_from((rank << 31) | (user.0 & 0x7fff_ffff)).unwrap_or(u32::MAX)
     }
 
+    /// What the empty policies know of `user` now.
+    fn recount(&mut self, user: UserId) {
+        let known = match self.reports.get(&user) {
+            Some(r) => Known::State(r.state),
+            None if self.members.contains(&user) && !self.absent.contains(&user) => Known::Unknown,
+            None => Known::Absent,
+        };
+        let rule = self
+            .spec
+            .as_ref()
+            .map(|s| s.empty_counts)
+            .unwrap_or_default();
+        self.pool.update(user, known, &rule);
+    }
+
     fn reindex(&mut self, user: UserId) {
         self.touched.push(user);
+        self.recount(user);
         match self.reports.get(&user) {
             Some(r) if r.member => {
                 let info = AgentInfo {
@@ -214,6 +246,7 @@ impl QueueMachine {
             QueueInput::Snapshot(s) => self.on_snapshot(now_ms, *s, &mut out),
             QueueInput::Message(m) => self.on_message(now_ms, m, &mut out),
         }
+        self.turn_away_when_emptied(&mut out);
         self.route(now_ms, &mut out);
         // A snapshot (periodic, O(agents) anyway) checks everything; any
         // other step checks the agents and entries it changed, in O(log n)
@@ -244,16 +277,24 @@ impl QueueMachine {
         self.waiting.retain(|id| ledger.contains_key(id));
         self.offers.retain_entries(|id| ledger.contains_key(id));
         self.closing.retain(|id| ledger.contains_key(id));
+        self.turned_away.retain(|id| ledger.contains_key(id));
         for (id, info) in ledger {
             if !s.nodes.is_empty() && !s.nodes.contains(&info.call.node) {
                 self.waiting.remove(&id);
                 self.offers.remove_entry(&id);
+                self.turned_away.remove(&id);
                 if self.closing.insert(id) {
                     out.push(QueueOutput::CloseLost(Box::new(lost(&info, now_ms))));
                 }
                 continue;
             }
-            if !self.waiting.contains(&id) {
+            // New, or its place changed in the ledger (a priority changed
+            // through the API, S2): the ledger's copy wins.
+            let stale = self
+                .waiting
+                .get(&id)
+                .is_none_or(|w| (w.priority, w.sequence) != (info.priority, info.sequence));
+            if stale {
                 self.touched_entries.push(id);
                 self.waiting.insert(info);
             }
@@ -279,10 +320,21 @@ impl QueueMachine {
                 out.push(self.to_agent(new, AgentMsg::Report { queue: self.queue }));
             }
         }
+        let changed: Vec<UserId> = self
+            .members
+            .symmetric_difference(&s.members)
+            .copied()
+            .collect();
         self.members = s.members;
+        let members = &self.members;
+        self.absent.retain(|u| members.contains(u));
         let users: Vec<UserId> = self.reports.keys().copied().collect();
         for user in users {
             self.reindex(user);
+        }
+        // The rule may have changed too: every member is counted again.
+        for user in changed.into_iter().chain(self.members.clone()) {
+            self.recount(user);
         }
     }
 
@@ -299,12 +351,19 @@ impl QueueMachine {
             QueueMsg::Enqueued(info) => {
                 if info.queue == self.queue {
                     self.touched_entries.push(info.entry.clone());
+                    let empty = self.spec.as_ref().is_some_and(|s| {
+                        self.pool.empty(s.join_when_empty) || self.pool.empty(s.leave_when_empty)
+                    });
+                    if empty {
+                        self.turn_away(&info, ExitReason::NoAgents, out);
+                    }
                     self.waiting.insert(*info);
                 }
             }
             QueueMsg::Gone { entry } => {
                 self.waiting.remove(&entry);
                 self.offers.remove_entry(&entry);
+                self.turned_away.remove(&entry);
             }
             QueueMsg::Agent(report) => {
                 let user = report.agent;
@@ -320,8 +379,10 @@ impl QueueMachine {
                 }
                 if report.member {
                     self.members.insert(user);
+                    self.absent.remove(&user);
                     self.reports.insert(user, *report);
                 } else {
+                    self.absent.insert(user);
                     self.reports.remove(&user);
                 }
                 self.reindex(user);
@@ -352,6 +413,8 @@ impl QueueMachine {
             self.waiting
                 .in_service_order()
                 .filter(|e| ring_all || !self.offers.has_entry(&e.entry))
+                .filter(|e| !self.closing.contains(&e.entry))
+                .filter(|e| !self.turned_away.contains(&e.entry))
                 .find(|e| routing::is_eligible(&spec, &a, &waiting_call(e), now_ms))
                 .cloned()
         });
@@ -384,6 +447,7 @@ impl QueueMachine {
             self.waiting
                 .in_service_order()
                 .filter(|e| !self.closing.contains(&e.entry))
+                .filter(|e| !self.turned_away.contains(&e.entry))
                 .filter(|e| ring_all || !self.offers.has_entry(&e.entry))
                 .map(|e| e.entry.clone())
                 .collect()
@@ -414,6 +478,47 @@ impl QueueMachine {
             }
         }
         self.arm_tick(now_ms, &spec, out);
+    }
+
+    /// Tells a waiting call to leave (Q5); it is offered no more.
+    fn turn_away(&mut self, entry: &EntryInfo, reason: ExitReason, out: &mut Vec<QueueOutput>) {
+        if self.turned_away.insert(entry.entry.clone()) {
+            out.push(QueueOutput::Send(Envelope {
+                to: Address::Call {
+                    call: entry.call_ref(),
+                },
+                message: Message::Call(CallMsg::Exit {
+                    queue: self.queue,
+                    reason,
+                }),
+                hops: 0,
+            }));
+        }
+    }
+
+    /// The leave policy (Q5): when the step left the queue without the
+    /// agents it needs, every waiting call that no agent is ringing for is
+    /// told to leave. O(waiting), once per time the queue empties.
+    fn turn_away_when_emptied(&mut self, out: &mut Vec<QueueOutput>) {
+        let policy = self
+            .spec
+            .as_ref()
+            .map_or(EmptyPolicy::Always, |s| s.leave_when_empty);
+        let empty = self.pool.empty(policy);
+        let emptied = empty && !self.was_empty;
+        self.was_empty = empty;
+        if !emptied {
+            return;
+        }
+        let leaving: Vec<EntryInfo> = self
+            .waiting
+            .values()
+            .filter(|e| !self.offers.has_entry(&e.entry) && !self.closing.contains(&e.entry))
+            .cloned()
+            .collect();
+        for entry in leaving {
+            self.turn_away(&entry, ExitReason::Emptied, out);
+        }
     }
 
     /// Forgets every offer `agent` holds from this queue.
@@ -531,6 +636,10 @@ impl QueueMachine {
             self.check_agent_offers(agent);
         }
         self.index.check_invariants();
+        self.pool.check_invariants();
+        for id in &self.turned_away {
+            assert!(self.waiting.contains(id), "a turned-away call still waits");
+        }
     }
 
     /// The offer invariants of one entry. O(log n) per agent offered.

@@ -3,6 +3,7 @@
 use super::*;
 use crate::ledger::CallCheckpoint;
 use crate::model::activity::OfferEnd;
+use crate::model::agent_status::AgentState;
 
 const T: TenantId = TenantId(2);
 const Q: QueueId = QueueId(24);
@@ -49,6 +50,11 @@ fn report(agent: UserId, available: bool, idle_since_ms: u64) -> QueueInput {
         calls_taken: 0,
         talk_time_ms: 0,
         not_before_ms: 0,
+        state: if available {
+            AgentState::Idle
+        } else {
+            AgentState::Talking
+        },
     })))
 }
 
@@ -74,6 +80,11 @@ fn names(outputs: &[QueueOutput]) -> Vec<String> {
                     other => format!("{other:?} to {to}"),
                 }
             }
+            QueueOutput::Send(Envelope {
+                to: Address::Call { call },
+                message: Message::Call(CallMsg::Exit { reason, .. }),
+                ..
+            }) => format!("exit {} {}", call.call, reason.as_str()),
             QueueOutput::Send(other) => format!("send {other:?}"),
             QueueOutput::Tick { after_ms } => format!("tick in {after_ms}"),
             QueueOutput::CloseLost(r) => format!("close {} as lost", r.id),
@@ -221,6 +232,7 @@ fn a_back_off_reported_while_nobody_waits_still_wakes_the_queue() {
         calls_taken: 0,
         talk_time_ms: 0,
         not_before_ms: 5_000,
+        state: AgentState::Idle,
     })));
     assert!(m.handle(30, backed_off).is_empty());
     // A call arrives: nobody can take it now; the queue wakes when the
@@ -232,4 +244,127 @@ fn a_back_off_reported_while_nobody_waits_still_wakes_the_queue() {
     assert_eq!(names(&out), ["tick in 4900"]);
     let out = m.handle(5_000, QueueInput::Message(QueueMsg::Tick));
     assert_eq!(names(&out), ["offer c1 to 15", "tick in 30000"]);
+}
+
+fn in_state(agent: UserId, member: bool, state: AgentState) -> QueueInput {
+    let QueueInput::Message(QueueMsg::Agent(mut r)) = report(agent, state == AgentState::Idle, 1)
+    else {
+        unreachable!()
+    };
+    r.member = member;
+    r.state = state;
+    QueueInput::Message(QueueMsg::Agent(r))
+}
+
+/// A machine whose spec is Sales with `policy` applied, members A and B
+/// (not reported yet).
+fn with_policy(policy: serde_json::Value) -> QueueMachine {
+    let mut spec = serde_json::json!({"name": "Sales", "ring_timeout_s": 20});
+    for (k, v) in policy.as_object().expect("an object") {
+        spec[k] = v.clone();
+    }
+    let mut m = QueueMachine::new(T, Q, 7);
+    m.handle(
+        0,
+        QueueInput::Snapshot(Box::new(QueueSnapshot {
+            spec: serde_json::from_value(spec).expect("a valid spec"),
+            waiting: vec![],
+            members: [A, B].into(),
+            nodes: [1].into(),
+        })),
+    );
+    m
+}
+
+#[test]
+fn a_caller_does_not_join_a_queue_without_an_available_agent_by_its_factors() {
+    let mut m = with_policy(serde_json::json!({"join_when_empty": "when_no_agent_available"}));
+    // Not reported yet: counted, the caller joins.
+    let out = m.handle(
+        5,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c0", 1)))),
+    );
+    assert!(names(&out).is_empty(), "{out:?}");
+    m.handle(
+        6,
+        QueueInput::Message(QueueMsg::Gone { entry: "c0".into() }),
+    );
+    assert!(m
+        .handle(10, in_state(A, true, AgentState::Paused))
+        .is_empty());
+    assert!(m
+        .handle(10, in_state(B, true, AgentState::Disconnected))
+        .is_empty());
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 2)))),
+    );
+    assert_eq!(names(&out), ["exit c1 no_agents"]);
+    // A paused agent counts when the queue says so.
+    let mut m = with_policy(serde_json::json!({
+        "join_when_empty": "when_no_agent_available",
+        "empty_counts": {"paused": true}
+    }));
+    m.handle(10, in_state(A, true, AgentState::Paused));
+    m.handle(10, in_state(B, false, AgentState::LoggedOut));
+    let out = m.handle(
+        100,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 2)))),
+    );
+    assert!(names(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn waiting_callers_leave_once_when_the_last_agent_logs_out() {
+    let mut m = with_policy(serde_json::json!({"leave_when_empty": "when_no_agent_logged_in"}));
+    m.handle(10, in_state(A, true, AgentState::Talking));
+    m.handle(10, in_state(B, false, AgentState::LoggedOut));
+    for (i, id) in ["c1", "c2"].into_iter().enumerate() {
+        let out = m.handle(
+            100,
+            QueueInput::Message(QueueMsg::Enqueued(Box::new(entry(id, i as u64 + 1)))),
+        );
+        assert!(names(&out).is_empty(), "A is on a call: the callers wait");
+    }
+    let out = m.handle(200, in_state(A, false, AgentState::LoggedOut));
+    assert_eq!(names(&out), ["exit c1 emptied", "exit c2 emptied"]);
+    assert!(
+        m.handle(300, QueueInput::Message(QueueMsg::Tick))
+            .is_empty(),
+        "told once"
+    );
+    // A caller arriving now is turned away at once, and nobody is offered
+    // the calls told to leave when an agent comes back.
+    let out = m.handle(
+        400,
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c3", 3)))),
+    );
+    assert_eq!(names(&out), ["exit c3 no_agents"]);
+    let out = m.handle(500, in_state(B, true, AgentState::Idle));
+    assert!(
+        !names(&out).iter().any(|n| n.starts_with("offer")),
+        "{out:?}"
+    );
+    m.check_invariants();
+}
+
+#[test]
+fn a_snapshot_carries_a_priority_changed_in_the_ledger_into_the_service_order() {
+    let mut m = QueueMachine::new(T, Q, 7);
+    let snapshot = |waiting: Vec<EntryInfo>| {
+        QueueInput::Snapshot(Box::new(QueueSnapshot {
+            spec: spec(serde_json::json!({"kind": "longest_idle"})),
+            waiting,
+            members: [A].into(),
+            nodes: [1].into(),
+        }))
+    };
+    m.handle(0, snapshot(vec![entry("c1", 1), entry("c2", 2)]));
+    m.handle(10, report(A, false, 1));
+    let mut urgent = entry("c2", 2);
+    urgent.priority = 90;
+    m.handle(20, snapshot(vec![entry("c1", 1), urgent]));
+    // A is free: it is offered c2 first (higher priority), not c1.
+    let out = m.handle(30, report(A, true, 1));
+    assert_eq!(names(&out)[0], "offer c2 to 15");
 }

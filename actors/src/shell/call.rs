@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -72,6 +73,11 @@ impl<S: Services> CallActor<S> {
                         hops: 0,
                     }),
                     CallOutput::Send(envelope) => self.services.send(envelope),
+                    CallOutput::Timer { after_ms, timer } => {
+                        myself.send_after(Duration::from_millis(after_ms), move || {
+                            CallActorMsg::Message(CallMsg::Timer { timer })
+                        });
+                    }
                     CallOutput::Stop => myself.stop(None),
                 }
             }

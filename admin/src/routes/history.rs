@@ -37,7 +37,7 @@ pub struct ActivityParams {
     pub agent: Option<u64>,
     /// `inbound`, `outbound` or `internal`.
     pub direction: Option<String>,
-    /// `answered`, `abandoned`, `refused`, `lost` or `feature_code`.
+    /// `answered`, `abandoned`, `refused`, `lost`, `feature_code` or `exited`.
     pub outcome: Option<String>,
     /// Records per page, 1 to 500. Default: 50.
     pub limit: Option<u64>,

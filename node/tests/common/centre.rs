@@ -136,6 +136,9 @@ impl Centre {
     /// licence, the English skill at level 5, a SIP phone it owns, and
     /// `queues` to check in to at login.
     pub async fn add_agents(&self, first: u32, count: u32, queues: &[u64]) -> Vec<Agent> {
+        if count == 0 {
+            return Vec::new();
+        }
         let base = self.base();
         for (path, body) in [
             (

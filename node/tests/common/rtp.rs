@@ -13,11 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// RTP payload type of PCMU.
 const PCMU: u8 = 0;
+/// The telephone-event payload type the callers offer (`caller.xml`).
+const TELEPHONE_EVENT: u8 = 101;
 /// 20 ms of 8 kHz G.711.
 pub const PAYLOAD_LEN: usize = 160;
 const BLOCK: usize = 16;
@@ -103,7 +105,28 @@ pub struct CallerMedia {
     pub port: u16,
     relay: watch::Sender<Option<SocketAddr>>,
     stop: watch::Sender<bool>,
+    keys: mpsc::UnboundedSender<u8>,
     heard: Arc<Mutex<Heard>>,
+}
+
+/// The RFC 4733 packets of one key press (event `event`, 0-15): three
+/// updates, the first with the marker bit, and the end sent three times, all
+/// with the press's timestamp; `seq` is the first packet's sequence number.
+pub fn key_press(event: u8, seq: u16, timestamp: u32, ssrc: u32) -> Vec<Vec<u8>> {
+    (0..6u16)
+        .map(|i| {
+            let marker = if i == 0 { 0x80 } else { 0 };
+            let mut p = vec![0x80, marker | TELEPHONE_EVENT];
+            p.extend(seq.wrapping_add(i).to_be_bytes());
+            p.extend(timestamp.to_be_bytes());
+            p.extend(ssrc.to_be_bytes());
+            let end = if i >= 3 { 0x80 } else { 0 };
+            let duration: u16 = 160 * (i.min(3) + 1);
+            p.extend([event, end | 10]);
+            p.extend(duration.to_be_bytes());
+            p
+        })
+        .collect()
 }
 
 impl CallerMedia {
@@ -113,12 +136,14 @@ impl CallerMedia {
         let port = socket.local_addr().expect("addr").port();
         let (relay, relay_rx) = watch::channel(None);
         let (stop, stop_rx) = watch::channel(false);
+        let (keys, keys_rx) = mpsc::unbounded_channel();
         let heard = Arc::new(Mutex::new(Heard::default()));
         tokio::spawn(caller_loop(
             socket,
             call,
             relay_rx,
             stop_rx,
+            keys_rx,
             heard.clone(),
             limit,
         ));
@@ -126,8 +151,21 @@ impl CallerMedia {
             port,
             relay,
             stop,
+            keys,
             heard,
         }
+    }
+
+    /// Presses a key (`0`-`9`, `*`, `#`): sends it as RFC 4733 events in
+    /// the caller's stream.
+    pub fn press(&self, key: char) {
+        let event = match key {
+            '0'..='9' => key as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            other => panic!("{other:?} is not a phone key"),
+        };
+        let _ = self.keys.send(event);
     }
 
     /// Starts (or moves) sending to the relay's `address`.
@@ -161,6 +199,7 @@ async fn caller_loop(
     call: u32,
     relay: watch::Receiver<Option<SocketAddr>>,
     mut stop: watch::Receiver<bool>,
+    mut keys: mpsc::UnboundedReceiver<u8>,
     heard: Arc<Mutex<Heard>>,
     limit: Duration,
 ) {
@@ -184,6 +223,17 @@ async fn caller_loop(
                         heard.lock().expect("heard").sent += 1;
                     }
                     seq = seq.wrapping_add(1);
+                }
+            }
+            Some(event) = keys.recv() => {
+                let to = *relay.borrow();
+                if let Some(to) = to {
+                    let ssrc = 0x1000_0000 | call;
+                    for p in key_press(event, seq, u32::from(seq) * 160, ssrc) {
+                        let _ = socket.send_to(&p, to).await;
+                        seq = seq.wrapping_add(1);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
             }
             changed = stop.changed() => if changed.is_err() { return },

@@ -112,13 +112,20 @@ impl Scene {
     /// Places one call to the queue's DID; the caller hangs up after
     /// `hold_ms` unless the agent does first.
     pub async fn call(&mut self, hold_ms: u64) -> Placed {
+        let did = self.queue.did.clone();
+        self.call_to(&did, hold_ms).await
+    }
+
+    /// Places one call to `did`; the caller hangs up after `hold_ms` unless
+    /// the other side does first.
+    pub async fn call_to(&mut self, did: &str, hold_ms: u64) -> Placed {
         let call = self.calls;
         self.calls += 1;
         let media = CallerMedia::bind(call, LIMIT).await;
         let number = format!("+420778{call:06}");
         let calls = [Call {
             rtp_port: media.port,
-            did: self.queue.did.clone(),
+            did: did.to_string(),
             caller: number.clone(),
         }];
         let callers = Callers::start(

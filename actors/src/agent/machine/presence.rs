@@ -37,6 +37,7 @@ impl AgentMachine {
             calls_taken: v.calls_taken,
             talk_time_ms: v.talk_time_ms,
             not_before_ms: v.not_before_ms,
+            state: self.derive_state(),
         }
     }
 

@@ -1,0 +1,278 @@
+//! A queue's limits and exits (Q5) over SIP, with SIPp callers and agents'
+//! phones, the demo's queues configured through the admin API:
+//! - a full queue sends the next caller to its overflow queue, where an
+//!   agent answers and the two hear each other; the record has both queues,
+//!   the first with the reason `queue_full`;
+//! - the maximum wait moves a caller on to the overflow queue, where the
+//!   caller's exit key (RFC 4733 in its RTP) plays a parting prompt and
+//!   hangs up; the record says `max_wait`, then `exit_key`, and `exited`;
+//! - a queue that no agent can serve turns an unanswered caller away with
+//!   480 and the rule in the reason phrase.
+//!
+//! Needs SIPp (Debian `sip-tester`; `scripts/install-deps.sh`).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use common::raw::{final_answer, invite, PCMU_OFFER};
+use common::rtp::Tag;
+use common::scene::{Phone, Scene};
+use common::sipp::Behaviour;
+use serde_json::{json, Value};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A phone that answers after 200 ms and hangs up after two seconds.
+const ANSWERS: Phone = Phone {
+    behaviour: Behaviour::Answers {
+        ring_ms: 200,
+        hold_ms: 2_000,
+    },
+    expires_s: 300,
+};
+
+/// Waits until `number` waits in queue `queue`; the time it was seen there.
+async fn wait_waiting(scene: &Scene, queue: u64, number: &str, within: Duration) -> Instant {
+    let path = format!(
+        "/api/v1/tenants/{}/queues/{queue}/entries",
+        scene.centre.tenant
+    );
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let entries = scene.centre.ok("GET", &path, None).await;
+        let found = entries
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["call"]["caller"] == number));
+        if found {
+            return Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{number} did not wait in queue {queue} within {within:?}\n{}",
+        scene.centre.log()
+    );
+}
+
+/// The one record of the call from `number`, once the history serves it.
+async fn record_of(scene: &Scene, number: &str) -> Value {
+    for _ in 0..100 {
+        let records = scene.centre.activities("", 1).await;
+        if let Some(r) = records.iter().find(|r| r["caller"] == number) {
+            return r.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no record of the call from {number} within 10 s");
+}
+
+/// The record's queue segments as (queue, reason, milliseconds).
+fn queue_segments(record: &Value) -> Vec<(u64, String, u64)> {
+    record["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter(|s| s["kind"] == "queue")
+        .map(|s| {
+            (
+                s["queue"].as_u64().expect("queue"),
+                s["reason"].as_str().expect("reason").to_string(),
+                s["to_ms"].as_u64().unwrap_or(0) - s["from_ms"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_sends_the_next_caller_to_its_overflow_queue_where_an_agent_answers() {
+    let mut scene = Scene::new(
+        &[],
+        |spec| {
+            spec.insert("wrap_up_s".into(), json!(0));
+        },
+        1,
+    )
+    .await;
+    let (support, sales) = (scene.queue.clone(), scene.centre.queue("Sales"));
+    // Sales holds one caller (its static member Piotr has no phone: nobody
+    // takes it), and sends the next to Support, where agent 0 answers.
+    scene
+        .centre
+        .configure(sales.id, |spec| {
+            spec.insert("max_length".into(), json!(1));
+            spec.insert(
+                "overflow".into(),
+                json!({"after_s": 600, "destination": {"kind": "queue", "queue": support.id}}),
+            );
+        })
+        .await;
+    scene.start_phone(0, ANSWERS).await;
+    scene.log_in_all().await;
+
+    let mut first = scene.call_to(&sales.did, 8_000).await;
+    wait_waiting(&scene, sales.id, &first.number, 5 * SECOND).await;
+    let mut second = scene.call_to(&sales.did, 10_000).await;
+    scene
+        .wait_phone(0, &second.number, "answered", 5 * SECOND)
+        .await;
+    second.finish(15 * SECOND).await;
+    first.finish(15 * SECOND).await;
+
+    let heard = second.heard();
+    let from_agent: u64 = heard
+        .tagged
+        .iter()
+        .filter(|(t, _)| matches!(t, Tag::Agent { agent: 0, .. }))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        from_agent > 25,
+        "the overflowed caller heard agent 0 (>0.5 s of its audio): {heard:?}"
+    );
+    assert!(
+        scene.media[0]
+            .heard()
+            .tagged
+            .keys()
+            .any(|t| matches!(t, Tag::Caller { call: 1 })),
+        "agent 0 heard the overflowed caller: {:?}",
+        scene.media[0].heard()
+    );
+    assert!(
+        !scene.media[0]
+            .heard()
+            .tagged
+            .keys()
+            .any(|t| matches!(t, Tag::Caller { call: 0 })),
+        "the caller waiting in Sales never reached Support's agent"
+    );
+
+    let record = record_of(&scene, &second.number).await;
+    let segments = queue_segments(&record);
+    assert!(
+        record["outcome"]["kind"] == "answered"
+            && record["queue"] == support.id
+            && record["agent"] == scene.agents[0].user
+            && segments.len() == 2
+            && segments[0].0 == sales.id
+            && segments[0].1 == "queue_full"
+            && segments[1].0 == support.id
+            && segments[1].1 == "answered",
+        "Sales (queue_full), then Support (answered): {record}"
+    );
+    let first = record_of(&scene, &first.number).await;
+    assert!(
+        first["outcome"]["kind"] == "abandoned"
+            && queue_segments(&first)
+                == [(
+                    sales.id,
+                    "abandoned".to_string(),
+                    queue_segments(&first)[0].2
+                )],
+        "the first caller waited in Sales until it hung up: {first}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maximum_wait_moves_a_caller_on_and_its_exit_key_hangs_up_after_a_prompt() {
+    let mut scene = Scene::new(&[], |_| {}, 0).await;
+    let (support, sales) = (scene.queue.clone(), scene.centre.queue("Sales"));
+    scene
+        .centre
+        .configure(support.id, |spec| {
+            spec.insert("max_wait_s".into(), json!(3));
+            spec.insert(
+                "overflow".into(),
+                json!({"after_s": 600, "destination": {"kind": "queue", "queue": sales.id}}),
+            );
+        })
+        .await;
+    scene
+        .centre
+        .configure(sales.id, |spec| {
+            spec.insert("exit_dtmf_key".into(), json!("5"));
+            spec.insert(
+                "exit_destination".into(),
+                json!({"kind": "hangup", "prompt": "vm-goodbye"}),
+            );
+        })
+        .await;
+    let mut call = scene.call(30_000).await;
+    let joined = wait_waiting(&scene, support.id, &call.number, 5 * SECOND).await;
+    let moved = wait_waiting(&scene, sales.id, &call.number, 8 * SECOND).await;
+    let waited = moved.duration_since(joined);
+    assert!(
+        (2_500..4_000).contains(&waited.as_millis()),
+        "moved on after the maximum wait of 3 s: {waited:?}"
+    );
+    let before_key = call.heard().untagged;
+    let pressed = Instant::now();
+    call.media[&call.port].press('5');
+    call.finish(15 * SECOND).await;
+    let hung_up = pressed.elapsed();
+    assert!(
+        call.step("bye_in").is_some(),
+        "the node hung up: {:?}",
+        call.steps()
+    );
+    assert!(
+        hung_up >= Duration::from_millis(500),
+        "the parting prompt played before the hang-up: {hung_up:?}"
+    );
+    assert!(
+        call.heard().untagged > before_key + 20,
+        "the caller heard the prompt: {:?}",
+        call.heard()
+    );
+    let record = record_of(&scene, &call.number).await;
+    let segments = queue_segments(&record);
+    assert!(
+        record["outcome"]
+            == json!({"kind": "exited", "reason": "exit_key: hung up after the prompt vm-goodbye"})
+            && segments.len() == 2
+            && segments[0].0 == support.id
+            && segments[0].1 == "max_wait"
+            && (2_800..3_600).contains(&segments[0].2)
+            && segments[1].0 == sales.id
+            && segments[1].1 == "exit_key",
+        "Support (max_wait after 3 s), then Sales (exit_key): {record}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_no_agent_can_serve_turns_an_unanswered_caller_away_naming_the_rule() {
+    let scene = Scene::new(
+        &[],
+        |spec| {
+            spec.insert("answer".into(), json!("early_media"));
+            spec.insert("join_when_empty".into(), json!("when_no_agent_logged_in"));
+        },
+        0,
+    )
+    .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_read_timeout(Some(5 * SECOND)).expect("timeout");
+    let uri = format!("sip:{}@{}", scene.queue.did, scene.centre.sip);
+    let (status, reason, _) = final_answer(
+        &socket,
+        scene.centre.sip,
+        &invite(&uri, "exit-empty-1", PCMU_OFFER),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (
+            480,
+            "Temporarily Unavailable - Q5: no agent to join in the queue (hung up)"
+        )
+    );
+    let record = record_of(&scene, "+420777000001").await;
+    assert!(
+        record["outcome"] == json!({"kind": "exited", "reason": "no_agents: hung up"})
+            && queue_segments(&record)[0].1 == "no_agents",
+        "{record}"
+    );
+}
