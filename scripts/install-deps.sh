@@ -8,6 +8,8 @@ need_apt=(sip-tester baresip)
 # Music on hold and announcements (8 kHz WAV): every media relay loads them at start and
 # refuses to start without them (media/src/sound_library.rs lists the files used).
 need_apt+=(asterisk-moh-opsound-wav asterisk-core-sounds-en-wav)
+# The tz database: queues' opening hours (Q9) and daily logouts (A2) are local times.
+need_apt+=(tzdata)
 for arg in "$@"; do
   case "$arg" in
     # The peers of benches/: etcd (raft_vs_etcd.sh), Kamailio (sip_vs_kamailio.sh,

@@ -222,7 +222,7 @@ impl Sim {
         }
         let queues: Vec<QueueId> = self.queues.keys().copied().collect();
         for q in queues {
-            let snap = queue_snapshot(&self.ledger, self.tenant, q).expect("queue");
+            let snap = queue_snapshot(&self.ledger, self.tenant, q, |_| None).expect("queue");
             self.queue_input(q, QueueInput::Snapshot(Box::new(snap)));
         }
         // Every phone is registered and answers keepalives.
@@ -325,7 +325,7 @@ impl Sim {
     }
 
     fn waiting(&self, queue: QueueId) -> Vec<EntryInfo> {
-        queue_snapshot(&self.ledger, self.tenant, queue)
+        queue_snapshot(&self.ledger, self.tenant, queue, |_| None)
             .map(|s| s.waiting)
             .unwrap_or_default()
     }
@@ -464,7 +464,7 @@ impl Sim {
                 }
                 let input = match m {
                     QueueMsg::Refresh => QueueInput::Snapshot(Box::new(
-                        queue_snapshot(&self.ledger, self.tenant, queue).expect("q"),
+                        queue_snapshot(&self.ledger, self.tenant, queue, |_| None).expect("q"),
                     )),
                     other => QueueInput::Message(other),
                 };

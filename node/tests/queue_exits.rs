@@ -7,7 +7,9 @@
 //!   caller's exit key (RFC 4733 in its RTP) plays a parting prompt and
 //!   hangs up; the record says `max_wait`, then `exit_key`, and `exited`;
 //! - a queue that no agent can serve turns an unanswered caller away with
-//!   480 and the rule in the reason phrase.
+//!   480 and the rule in the reason phrase;
+//! - a queue outside its opening hours (Q9, in its own time zone) sends the
+//!   caller to its closed destination: a prompt, then the hang-up.
 //!
 //! Needs SIPp (Debian `sip-tester`; `scripts/install-deps.sh`).
 
@@ -34,6 +36,14 @@ const ANSWERS: Phone = Phone {
     },
     expires_s: 300,
 };
+
+/// Takes a queue's opening hours away (the demo's Sales has some): these
+/// tests are about its limits, at any time of day.
+fn always_open(spec: &mut serde_json::Map<String, Value>) {
+    for key in ["opening_hours", "holidays"] {
+        spec.insert(key.into(), json!([]));
+    }
+}
 
 /// Waits until `number` waits in queue `queue`; the time it was seen there.
 async fn wait_waiting(scene: &Scene, queue: u64, number: &str, within: Duration) -> Instant {
@@ -103,6 +113,7 @@ async fn a_full_queue_sends_the_next_caller_to_its_overflow_queue_where_an_agent
     scene
         .centre
         .configure(sales.id, |spec| {
+            always_open(spec);
             spec.insert("max_length".into(), json!(1));
             spec.insert(
                 "overflow".into(),
@@ -194,6 +205,7 @@ async fn the_maximum_wait_moves_a_caller_on_and_its_exit_key_hangs_up_after_a_pr
     scene
         .centre
         .configure(sales.id, |spec| {
+            always_open(spec);
             spec.insert("exit_dtmf_key".into(), json!("5"));
             spec.insert(
                 "exit_destination".into(),
@@ -273,6 +285,57 @@ async fn a_queue_no_agent_can_serve_turns_an_unanswered_caller_away_naming_the_r
     assert!(
         record["outcome"] == json!({"kind": "exited", "reason": "no_agents: hung up"})
             && queue_segments(&record)[0].1 == "no_agents",
+        "{record}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_outside_its_hours_sends_callers_to_its_closed_destination() {
+    let mut scene = Scene::new(&[], |_| {}, 0).await;
+    let sales = scene.centre.queue("Sales");
+    // Open only on the day after tomorrow in Warsaw: closed now, even if the
+    // test runs across a midnight there.
+    let zone = jiff::tz::TimeZone::get("Europe/Warsaw").expect("the tz database");
+    let later = jiff::Timestamp::now()
+        .to_zoned(zone)
+        .date()
+        .checked_add(jiff::Span::new().days(2))
+        .expect("a date");
+    let day = format!("{:?}", later.weekday()).to_lowercase();
+    scene
+        .centre
+        .configure(sales.id, |spec| {
+            spec.insert(
+                "opening_hours".into(),
+                json!([{"day": day, "open_minute": 0, "close_minute": 1440}]),
+            );
+            spec.insert("holidays".into(), json!([]));
+            spec.insert(
+                "closed_destination".into(),
+                json!({"kind": "hangup", "prompt": "vm-goodbye"}),
+            );
+        })
+        .await;
+    let mut call = scene.call_to(&sales.did, 30_000).await;
+    call.finish(15 * SECOND).await;
+    assert!(
+        call.step("answered").is_some() && call.step("bye_in").is_some(),
+        "answered, then hung up by the node: {:?}",
+        call.steps()
+    );
+    assert!(
+        call.heard().untagged > 20,
+        "the caller heard the closed prompt: {:?}",
+        call.heard()
+    );
+    let record = record_of(&scene, &call.number).await;
+    assert!(
+        record["outcome"]
+            == json!({"kind": "exited", "reason": "closed: hung up after the prompt vm-goodbye"})
+            && queue_segments(&record)
+                .iter()
+                .map(|s| (s.0, s.1.as_str()))
+                .eq([(sales.id, "closed")]),
         "{record}"
     );
 }

@@ -5,6 +5,7 @@ pub mod agent_status;
 pub mod credentials;
 pub mod directory;
 pub mod feature_codes;
+pub mod hours;
 pub mod ids;
 pub mod licence;
 pub mod queue;

@@ -150,6 +150,8 @@ pub enum ExitReason {
     Emptied,
     /// The caller pressed the queue's exit key.
     ExitKey,
+    /// The queue is closed (Q9): outside its hours, or a holiday.
+    Closed,
 }
 
 impl ExitReason {
@@ -162,6 +164,7 @@ impl ExitReason {
             ExitReason::NoAgents => "no_agents",
             ExitReason::Emptied => "emptied",
             ExitReason::ExitKey => "exit_key",
+            ExitReason::Closed => "closed",
         }
     }
 
@@ -174,6 +177,7 @@ impl ExitReason {
             ExitReason::NoAgents => "Q5: no agent to join in the queue",
             ExitReason::Emptied => "Q5: the queue's last agent left",
             ExitReason::ExitKey => "Q5: the caller pressed the queue's exit key",
+            ExitReason::Closed => "Q9: the queue is closed",
         }
     }
 
@@ -184,6 +188,7 @@ impl ExitReason {
         let overflow = spec.overflow.as_ref().map(|o| &o.destination);
         match self {
             ExitReason::ExitKey => spec.exit_destination.as_ref().or(overflow),
+            ExitReason::Closed => spec.closed_destination.as_ref(),
             _ => overflow,
         }
     }
@@ -237,6 +242,18 @@ pub struct OpeningRange {
     pub open_minute: u16,
     /// Closes at, minutes since local midnight (open_minute < close_minute <= 1440).
     pub close_minute: u16,
+}
+
+/// What happens to the callers still waiting when a queue closes (Q9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClosingRule {
+    /// They stay and are served by the agents still there.
+    #[default]
+    Stay,
+    /// They go to the closed destination.
+    Leave,
 }
 
 /// How a queue answers its callers while they wait.
@@ -352,6 +369,9 @@ pub struct QueueSpec {
     /// Where calls go when closed (Q9).
     #[serde(default)]
     pub closed_destination: Option<Destination>,
+    /// What happens to the callers waiting at closing time (Q9).
+    #[serde(default)]
+    pub at_closing: ClosingRule,
     /// IANA time zone of the opening hours.
     #[serde(default = "default_timezone")]
     pub timezone: String,

@@ -30,7 +30,8 @@ use crate::messages::{
     Address, AgentMsg, AgentReport, CallMsg, EntryInfo, Envelope, Message, QueueMsg,
 };
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, Segment};
-use crate::model::queue::{EmptyPolicy, ExitReason, QueueSpec, Strategy};
+use crate::model::hours;
+use crate::model::queue::{ClosingRule, EmptyPolicy, ExitReason, QueueSpec, Strategy};
 use crate::model::{QueueId, TenantId, UserId};
 use crate::routing::{self, AgentInfo, Choice, QueueIndex, WaitingCall};
 
@@ -53,10 +54,18 @@ pub struct QueueSnapshot {
     pub members: BTreeSet<UserId>,
     /// Live placement members (a call on another node is lost).
     pub nodes: BTreeSet<u64>,
+    /// The queue's time zone, resolved (its opening hours are local, Q9).
+    pub timezone: jiff::tz::TimeZone,
 }
 
-/// The snapshot of `queue`, or `None` when it does not exist.
-pub fn queue_snapshot(ledger: &Ledger, tenant: TenantId, queue: QueueId) -> Option<QueueSnapshot> {
+/// The snapshot of `queue`, or `None` when it does not exist; `zone`
+/// resolves the queue's IANA time zone (an unknown one reads as UTC).
+pub fn queue_snapshot(
+    ledger: &Ledger,
+    tenant: TenantId,
+    queue: QueueId,
+    zone: impl Fn(&str) -> Option<jiff::tz::TimeZone>,
+) -> Option<QueueSnapshot> {
     let t = ledger.tenant(tenant)?;
     let q = t.queues().find(|q| q.id == queue)?;
     let waiting = t
@@ -81,11 +90,22 @@ pub fn queue_snapshot(ledger: &Ledger, tenant: TenantId, queue: QueueId) -> Opti
         .map(|s| s.user)
         .collect();
     members.extend(q.spec.static_members.iter().copied());
+    let name = q.spec.timezone.as_str();
+    let resolved = if name == "UTC" {
+        Some(jiff::tz::TimeZone::UTC)
+    } else {
+        zone(name)
+    };
+    let timezone = resolved.unwrap_or_else(|| {
+        tracing::warn!(queue = queue.0, timezone = %q.spec.timezone, "unknown time zone; its hours read as UTC");
+        jiff::tz::TimeZone::UTC
+    });
     Some(QueueSnapshot {
         spec: q.spec.clone(),
         waiting,
         members,
         nodes: ledger.placement().members.clone(),
+        timezone,
     })
 }
 
@@ -144,6 +164,9 @@ pub struct QueueMachine {
     turned_away: BTreeSet<String>,
     /// Whether the leave policy found the queue empty after the last step.
     was_empty: bool,
+    timezone: jiff::tz::TimeZone,
+    /// When the queue's opening state next flips (Q9), as last computed.
+    hours_change_ms: Option<u64>,
 }
 
 fn waiting_call(e: &EntryInfo) -> WaitingCall {
@@ -179,6 +202,8 @@ impl QueueMachine {
             absent: BTreeSet::new(),
             turned_away: BTreeSet::new(),
             was_empty: false,
+            timezone: jiff::tz::TimeZone::UTC,
+            hours_change_ms: None,
         }
     }
 
@@ -246,6 +271,7 @@ impl QueueMachine {
             QueueInput::Snapshot(s) => self.on_snapshot(now_ms, *s, &mut out),
             QueueInput::Message(m) => self.on_message(now_ms, m, &mut out),
         }
+        self.follow_hours(now_ms, &mut out);
         self.turn_away_when_emptied(&mut out);
         self.route(now_ms, &mut out);
         // A snapshot (periodic, O(agents) anyway) checks everything; any
@@ -269,6 +295,9 @@ impl QueueMachine {
 
     fn on_snapshot(&mut self, now_ms: u64, s: QueueSnapshot, out: &mut Vec<QueueOutput>) {
         self.spec = Some(s.spec);
+        self.timezone = s.timezone;
+        // The hours may have changed: looked at again in this step.
+        self.hours_change_ms = Some(now_ms);
         let ledger: BTreeMap<String, EntryInfo> = s
             .waiting
             .into_iter()
@@ -351,10 +380,16 @@ impl QueueMachine {
             QueueMsg::Enqueued(info) => {
                 if info.queue == self.queue {
                     self.touched_entries.push(info.entry.clone());
+                    let closed = self
+                        .spec
+                        .as_ref()
+                        .is_some_and(|s| !hours::is_open(s, now_ms, &self.timezone));
                     let empty = self.spec.as_ref().is_some_and(|s| {
                         self.pool.empty(s.join_when_empty) || self.pool.empty(s.leave_when_empty)
                     });
-                    if empty {
+                    if closed {
+                        self.turn_away(&info, ExitReason::Closed, out);
+                    } else if empty {
                         self.turn_away(&info, ExitReason::NoAgents, out);
                     }
                     self.waiting.insert(*info);
@@ -496,6 +531,31 @@ impl QueueMachine {
         }
     }
 
+    /// Q9: once the opening state flips, callers waiting at closing time
+    /// follow the queue's rule (`leave`: to the closed destination).
+    fn follow_hours(&mut self, now_ms: u64, out: &mut Vec<QueueOutput>) {
+        let Some(spec) = self.spec.as_ref() else {
+            return;
+        };
+        if self.hours_change_ms.is_none_or(|at| now_ms < at) {
+            return;
+        }
+        let opening = hours::opening(spec, now_ms, &self.timezone);
+        self.hours_change_ms = opening.next_change_ms;
+        if opening.open || spec.at_closing != ClosingRule::Leave {
+            return;
+        }
+        let leaving: Vec<EntryInfo> = self
+            .waiting
+            .values()
+            .filter(|e| !self.offers.has_entry(&e.entry) && !self.closing.contains(&e.entry))
+            .cloned()
+            .collect();
+        for entry in leaving {
+            self.turn_away(&entry, ExitReason::Closed, out);
+        }
+    }
+
     /// The leave policy (Q5): when the step left the queue without the
     /// agents it needs, every waiting call that no agent is ringing for is
     /// told to leave. O(waiting), once per time the queue empties.
@@ -605,6 +665,12 @@ impl QueueMachine {
         for r in reports {
             if r.member && r.available {
                 consider(r.not_before_ms);
+            }
+        }
+        // Callers still waiting (not all told to leave) follow the closing.
+        if spec.at_closing == ClosingRule::Leave && self.waiting.len() > self.turned_away.len() {
+            if let Some(at) = self.hours_change_ms {
+                consider(at);
             }
         }
         let deadline = self.offer_deadline_ms();

@@ -102,6 +102,7 @@ fn two_agents_one_call(strategy: serde_json::Value) -> QueueMachine {
             waiting: vec![],
             members: [A, B].into(),
             nodes: [1].into(),
+            timezone: jiff::tz::TimeZone::UTC,
         })),
     );
     assert_eq!(names(&out), ["ask 15 to report", "ask 16 to report"]);
@@ -208,6 +209,7 @@ fn a_back_off_reported_while_nobody_waits_still_wakes_the_queue() {
             waiting: vec![entry("c0", 1)],
             members: [A].into(),
             nodes: [1].into(),
+            timezone: jiff::tz::TimeZone::UTC,
         })),
     );
     // A tick is armed for c0's offer to A, then c0 leaves: nobody waits.
@@ -271,6 +273,7 @@ fn with_policy(policy: serde_json::Value) -> QueueMachine {
             waiting: vec![],
             members: [A, B].into(),
             nodes: [1].into(),
+            timezone: jiff::tz::TimeZone::UTC,
         })),
     );
     m
@@ -357,6 +360,7 @@ fn a_snapshot_carries_a_priority_changed_in_the_ledger_into_the_service_order() 
             waiting,
             members: [A].into(),
             nodes: [1].into(),
+            timezone: jiff::tz::TimeZone::UTC,
         }))
     };
     m.handle(0, snapshot(vec![entry("c1", 1), entry("c2", 2)]));
@@ -367,4 +371,60 @@ fn a_snapshot_carries_a_priority_changed_in_the_ledger_into_the_service_order() 
     // A is free: it is offered c2 first (higher priority), not c1.
     let out = m.handle(30, report(A, true, 1));
     assert_eq!(names(&out)[0], "offer c2 to 15");
+}
+
+/// 2026-12-23 (a Wednesday) at `hour`:00 UTC, in ms.
+fn wednesday(hour: u64) -> u64 {
+    1_797_984_000_000 + hour * 3_600_000
+}
+
+#[test]
+fn a_closed_queue_turns_callers_away_and_callers_waiting_at_closing_leave_by_its_rule() {
+    let mut m = with_policy(serde_json::json!({
+        "opening_hours": [{"day": "wednesday", "open_minute": 480, "close_minute": 1080}],
+        "holidays": ["2026-12-24"],
+        "closed_destination": {"kind": "hangup", "prompt": "vm-goodbye"},
+        "at_closing": "leave"
+    }));
+    let out = m.handle(
+        wednesday(7),
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("early", 1)))),
+    );
+    assert_eq!(names(&out), ["exit early closed"], "before 08:00");
+    m.handle(
+        wednesday(7),
+        QueueInput::Message(QueueMsg::Gone {
+            entry: "early".into(),
+        }),
+    );
+    let out = m.handle(
+        wednesday(17),
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 2)))),
+    );
+    assert_eq!(
+        names(&out),
+        ["tick in 3600000"],
+        "open: it waits, and the queue wakes at 18:00"
+    );
+    let out = m.handle(wednesday(18), QueueInput::Message(QueueMsg::Tick));
+    assert_eq!(names(&out), ["exit c1 closed"]);
+    let out = m.handle(
+        wednesday(34),
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("holiday", 3)))),
+    );
+    assert_eq!(names(&out), ["exit holiday closed"], "10:00 on a holiday");
+}
+
+#[test]
+fn callers_waiting_at_closing_stay_by_default() {
+    let mut m = with_policy(serde_json::json!({
+        "opening_hours": [{"day": "wednesday", "open_minute": 480, "close_minute": 1080}],
+        "closed_destination": {"kind": "hangup", "prompt": null}
+    }));
+    m.handle(
+        wednesday(17),
+        QueueInput::Message(QueueMsg::Enqueued(Box::new(entry("c1", 1)))),
+    );
+    let out = m.handle(wednesday(19), QueueInput::Message(QueueMsg::Tick));
+    assert!(names(&out).is_empty(), "{out:?}");
 }

@@ -81,7 +81,7 @@ impl<S: Services> QueueActor<S> {
         let (tenant, queue) = (state.tenant, state.queue);
         self.services
             .consensus()
-            .read_local(|l| queue_snapshot(l, tenant, queue))
+            .read_local(|l| queue_snapshot(l, tenant, queue, |name| jiff::tz::db().get(name).ok()))
     }
 }
 

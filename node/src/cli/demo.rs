@@ -461,7 +461,7 @@ async fn seed(
             {"day": "friday", "open_minute": 480, "close_minute": 1080}
         ],
         "holidays": ["2026-12-25", "2026-12-26"],
-        "closed_destination": {"kind": "hangup", "prompt": "closed"},
+        "closed_destination": {"kind": "hangup", "prompt": "vm-goodbye"}, "at_closing": "leave",
     })).await?;
 
     // Agents are checked in to their queues when they log in (also by
