@@ -545,15 +545,7 @@ impl QueueMachine {
         if opening.open || spec.at_closing != ClosingRule::Leave {
             return;
         }
-        let leaving: Vec<EntryInfo> = self
-            .waiting
-            .values()
-            .filter(|e| !self.offers.has_entry(&e.entry) && !self.closing.contains(&e.entry))
-            .cloned()
-            .collect();
-        for entry in leaving {
-            self.turn_away(&entry, ExitReason::Closed, out);
-        }
+        self.turn_away_all(ExitReason::Closed, out);
     }
 
     /// The leave policy (Q5): when the step left the queue without the
@@ -570,6 +562,12 @@ impl QueueMachine {
         if !emptied {
             return;
         }
+        self.turn_away_all(ExitReason::Emptied, out);
+    }
+
+    /// Tells every waiting call that no agent is ringing for to leave.
+    /// O(waiting).
+    fn turn_away_all(&mut self, reason: ExitReason, out: &mut Vec<QueueOutput>) {
         let leaving: Vec<EntryInfo> = self
             .waiting
             .values()
@@ -577,7 +575,7 @@ impl QueueMachine {
             .cloned()
             .collect();
         for entry in leaving {
-            self.turn_away(&entry, ExitReason::Emptied, out);
+            self.turn_away(&entry, reason, out);
         }
     }
 
