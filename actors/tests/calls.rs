@@ -68,6 +68,7 @@ fn record(
     ended: u64,
 ) -> Box<ActivityRecord> {
     Box::new(ActivityRecord {
+        disposition: None,
         id: id.into(),
         direction: Direction::Inbound,
         queue: None,
@@ -552,5 +553,121 @@ fn a_hang_up_that_closes_the_activity_announces_it_to_the_history_writers() {
             .take_changes()
             .contains(&Change::ActivityClosed { tenant }),
         "the closing hang-up announces the closed activity"
+    );
+}
+
+#[test]
+fn after_call_work_takes_the_agents_own_limit_a_disposition_and_may_end_early() {
+    let mut c = setup(
+        json!({"wrap_up_s": 30, "disposition_codes": ["sale", "no_sale"]}),
+        1,
+    );
+    let (tenant, queue) = (c.f.tenant, c.queue);
+    let own =
+        c.f.add_user(
+            patched(&agent_spec("own"), json!({"wrap_up_s": 5})),
+            None,
+            None,
+        )
+        .expect("an agent with its own limit");
+    c.f.ok(Command::Login {
+        tenant,
+        user: own,
+        terminal: "panel".into(),
+    });
+    c.f.ok(Command::CheckIn {
+        tenant,
+        user: own,
+        queue,
+    });
+    let talk = |c: &mut Calls, entry: &str, user: UserId, at: u64| {
+        c.enqueue(at, entry);
+        c.offer(at, entry, user).expect("offer");
+        c.at(
+            at + 1_000,
+            Command::ConnectCall {
+                tenant,
+                entry: entry.into(),
+                user,
+            },
+        )
+        .expect("connect");
+        c.at(
+            at + 10_000,
+            Command::EndCall {
+                tenant,
+                entry: entry.into(),
+                user,
+                record: record(entry, Some(user), at, Some(at + 1_000), at + 10_000),
+            },
+        )
+        .expect("end")
+    };
+    // A4: the agent's 5 s win over the queue's 30 s.
+    assert_eq!(
+        talk(&mut c, "own", own, T0),
+        Outcome::WrapUp {
+            until_ms: T0 + 15_000
+        }
+    );
+    let a = c.agents[0];
+    assert_eq!(
+        talk(&mut c, "q", a, T0),
+        Outcome::WrapUp {
+            until_ms: T0 + 40_000
+        }
+    );
+    let set = |code: &str| Command::SetDisposition {
+        tenant,
+        user: a,
+        code: code.into(),
+    };
+    assert_eq!(
+        c.at(T0 + 11_000, set("won")),
+        Err(RefusalCode::DispositionUnknown),
+        "C4: only the queue's codes"
+    );
+    c.at(T0 + 11_000, set("no_sale"))
+        .expect("a code of the queue");
+    // Ended early with another code: the record has it, after-call work
+    // lasted 2 s, and the agent is idle at once.
+    let before = c.f.state().activities().last_seq();
+    c.at(
+        T0 + 12_000,
+        Command::EndWrapUp {
+            tenant,
+            user: a,
+            disposition: Some("sale".into()),
+        },
+    )
+    .expect("end early");
+    assert_eq!(c.voice(a), Voice::Idle);
+    let (_, closed) = c.f.state().activities().since(before);
+    let r = &closed.last().expect("the record").1;
+    assert_eq!(r.disposition.as_deref(), Some("sale"));
+    assert_eq!(
+        r.processing_ms, 11_000,
+        "connected at +1 s, closed at +12 s"
+    );
+    assert!(r.segments.contains(&Segment::WrapUp {
+        agent: a,
+        from_ms: T0 + 10_000,
+        to_ms: T0 + 12_000
+    }));
+    assert_eq!(
+        c.at(T0 + 13_000, set("sale")),
+        Err(RefusalCode::ActivityUnknown),
+        "no after-call work any more"
+    );
+    assert_eq!(
+        c.at(
+            T0 + 13_000,
+            Command::EndWrapUp {
+                tenant,
+                user: a,
+                disposition: None
+            }
+        ),
+        Err(RefusalCode::ActivityUnknown)
     );
 }

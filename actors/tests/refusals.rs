@@ -193,6 +193,7 @@ fn theirs_skill(f: &Fixture) -> SkillId {
 fn record(id: &str) -> Box<carillon_actors::model::activity::ActivityRecord> {
     use carillon_actors::model::activity::{ActivityOutcome, ActivityRecord, Direction};
     Box::new(ActivityRecord {
+        disposition: None,
         id: id.into(),
         direction: Direction::Inbound,
         queue: None,
@@ -210,6 +211,38 @@ fn record(id: &str) -> Box<carillon_actors::model::activity::ActivityRecord> {
         segments: Vec::new(),
         node: 1,
     })
+}
+
+/// Agent 1 in after-call work of call "w" of the fixture's queue (30 s).
+fn wrapping_up(f: &mut Fixture) {
+    ready(f);
+    f.ok(Command::UpdateQueue {
+        tenant: f.tenant,
+        queue: f.queue,
+        spec: patched(
+            &queue_spec("Support"),
+            serde_json::json!({"wrap_up_s": 30, "disposition_codes": ["sale"]}),
+        ),
+    });
+    enqueue(f, "w");
+    let (tenant, user) = (f.tenant, f.agents[1]);
+    f.ok(Command::OfferCall {
+        tenant,
+        entry: "w".into(),
+        user,
+        epoch: 0,
+    });
+    f.ok(Command::ConnectCall {
+        tenant,
+        entry: "w".into(),
+        user,
+    });
+    f.ok(Command::EndCall {
+        tenant,
+        entry: "w".into(),
+        user,
+        record: record("w"),
+    });
 }
 
 /// Agent 1 logged in and checked in to the fixture's queue.
@@ -390,6 +423,10 @@ fn table() -> Vec<Case> {
         case!(AgentUnavailable, "A1: offers go to agents checked in", |f| { login(f, f.agents[1]); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 })),
         case!(AgentUnavailable, "A5: a paused agent is not offered calls", |f| { ready(f); f.ok(C::Pause { tenant: f.tenant, user: f.agents[1], pause_type: f.pause }); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 })),
         case!(EntryNotWaiting, "Q3: only waiting callers are offered", |f| { ready(f); enqueue(f, "e"); f.ok(C::AbandonEntry { tenant: f.tenant, entry: "e".into() }); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 0 })),
+        case!(DispositionUnknown, "C4: a disposition is one of the queue's codes", |f| { wrapping_up(f); }, |f| run(C::SetDisposition { tenant: f.tenant, user: f.agents[1], code: "won".into() })),
+        case!(DispositionUnknown, "C4: ending after-call work with a code the queue lacks", |f| { wrapping_up(f); }, |f| run(C::EndWrapUp { tenant: f.tenant, user: f.agents[1], disposition: Some("won".into()) })),
+        case!(ActivityUnknown, "A4: a disposition is chosen in after-call work", |f| { ready(f); }, |f| run(C::SetDisposition { tenant: f.tenant, user: f.agents[1], code: "sale".into() })),
+        case!(WrapUpInvalid, "A4: an agent's own limit is at most an hour", |f| new_user(f, agent_with(json!({"wrap_up_s": 3601})))),
         case!(ActivityUnknown, "A4: a connection needs the agent's offer", |f| { ready(f); enqueue(f, "e"); }, |f| run(C::ConnectCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1] })),
         case!(ActivityClosed, "C4: one record per activity", |f| { enqueue(f, "e"); f.ok(C::CloseActivity { tenant: f.tenant, record: record("e") }); }, |f| run(C::CloseActivity { tenant: f.tenant, record: record("e") })),
         case!(PlacementStale, "Q3: an owner acting on an old placement is fenced", |f| { ready(f); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 7 })),

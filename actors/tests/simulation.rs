@@ -525,6 +525,7 @@ impl Sim {
         outcome: ActivityOutcome,
     ) -> ActivityRecord {
         ActivityRecord {
+            disposition: None,
             id: entry.into(),
             direction: Direction::Inbound,
             queue: Some(self.calls[entry].queue),

@@ -153,6 +153,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::unpause))
         .routes(routes!(sessions::begin_activity))
         .routes(routes!(sessions::end_activity))
+        .routes(routes!(sessions::set_disposition))
+        .routes(routes!(sessions::end_wrap_up))
         .routes(routes!(queues::waiting, queues::enqueue))
         .routes(routes!(queues::change_priority))
         .routes(routes!(queues::assign))

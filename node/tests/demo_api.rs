@@ -487,6 +487,8 @@ async fn the_demo_api_as_users_meet_it() {
         ("POST", format!("{base}/users/{anna}/session/unpause"), None, [409, 409, 404, 409, 409, 403, 401]),
         ("POST", format!("{base}/users/{anna}/session/activities"), Some(json!({"activity": "a"})), [409, 409, 404, 409, 409, 403, 401]),
         ("POST", format!("{base}/users/{anna}/session/activities/end"), Some(json!({"activity": "a"})), [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/disposition"), Some(json!({"code": "resolved"})), [409, 409, 404, 409, 409, 403, 401]),
+        ("POST", format!("{base}/users/{anna}/session/wrap-up/end"), Some(json!({})), [409, 409, 404, 409, 409, 403, 401]),
     ];
     // The table names every route of the OpenAPI document.
     let (_, document) = api.call(None, "GET", "/api/v1/openapi.json", None).await;

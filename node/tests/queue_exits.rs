@@ -175,6 +175,13 @@ async fn a_full_queue_sends_the_next_caller_to_its_overflow_queue_where_an_agent
             && segments[1].1 == "answered",
         "Sales (queue_full), then Support (answered): {record}"
     );
+    let waited: u64 = segments.iter().map(|s| s.2).sum();
+    assert!(
+        record["waiting_ms"]
+            .as_u64()
+            .is_some_and(|w| w.abs_diff(waited) < 50),
+        "waiting counts from the first queue: {record}"
+    );
     let first = record_of(&scene, &first.number).await;
     assert!(
         first["outcome"]["kind"] == "abandoned"

@@ -633,6 +633,7 @@ impl AgentMachine {
 /// the agent's new owner (C4: once), marked lost.
 fn lost_record(info: &EntryInfo, agent: UserId, connected_ms: u64, now_ms: u64) -> ActivityRecord {
     ActivityRecord {
+        disposition: None,
         id: info.entry.clone(),
         direction: Direction::Inbound,
         queue: Some(info.queue),

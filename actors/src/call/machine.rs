@@ -825,6 +825,7 @@ impl CallMachine {
             (None, None) => ActivityOutcome::Abandoned,
         };
         let mut record = ActivityRecord {
+            disposition: None,
             id: self.setup.call.clone(),
             direction: Direction::Inbound,
             queue: Some(self.setup.queue),

@@ -558,6 +558,7 @@ impl FeatureMachine {
     /// who logged in or paused from which phone).
     pub fn record(&self, now_ms: u64) -> ActivityRecord {
         let mut record = ActivityRecord {
+            disposition: None,
             id: self.setup.call.clone(),
             direction: Direction::Internal,
             queue: None,

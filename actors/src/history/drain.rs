@@ -85,6 +85,7 @@ mod tests {
             (
                 seq,
                 ActivityRecord {
+                    disposition: None,
                     id: format!("call-{seq}"),
                     direction: Direction::Inbound,
                     queue: None,

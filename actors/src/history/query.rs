@@ -240,6 +240,7 @@ mod tests {
 
     fn record(id: &str, queue: Option<u64>, agent: Option<u64>) -> ActivityRecord {
         ActivityRecord {
+            disposition: None,
             id: id.into(),
             direction: Direction::Inbound,
             queue: queue.map(QueueId),

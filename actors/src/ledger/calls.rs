@@ -401,11 +401,17 @@ impl TenantState {
             RefusalCode::ActivityUnknown,
             || "the agent is not on this call".into(),
         )?;
+        // The agent's own limit, else its queue's (A4).
         let wrap_up_s = self
-            .entries
-            .get(entry)
-            .and_then(|e| self.queues.get(&e.queue))
-            .map_or(0, |q| q.spec.wrap_up_s);
+            .users
+            .get(&user)
+            .and_then(|u| u.spec.wrap_up_s)
+            .unwrap_or_else(|| {
+                self.entries
+                    .get(entry)
+                    .and_then(|e| self.queues.get(&e.queue))
+                    .map_or(0, |q| q.spec.wrap_up_s)
+            });
         let s = self.voice.entry(user).or_default();
         s.talk_time_ms += now_ms.saturating_sub(since_ms);
         s.voice = Voice::WrapUp {
@@ -415,7 +421,7 @@ impl TenantState {
         };
         s.pending_record = Some(record);
         if wrap_up_s == 0 {
-            return self.finish_wrap_up(entry, user, now_ms);
+            return self.finish_wrap_up(entry, user, None, now_ms);
         }
         Ok(Outcome::WrapUp {
             until_ms: now_ms + u64::from(wrap_up_s) * 1000,
@@ -424,10 +430,67 @@ impl TenantState {
 
     /// After-call work is over: the activity closes and its record is
     /// written; a pause or logout asked for during the call takes effect.
+    /// The call `user` is wrapping up, and the disposition `code` checked
+    /// against its queue's codes (C4).
+    fn wrap_up_of(&self, user: UserId, code: Option<&str>) -> Checked<String> {
+        self.user(user)?;
+        let entry = match self.voice.get(&user).map(|s| &s.voice) {
+            Some(Voice::WrapUp { entry, .. }) => entry.clone(),
+            _ => {
+                return Err(Refusal::new(
+                    RefusalCode::ActivityUnknown,
+                    "A4: the agent is not in after-call work",
+                ))
+            }
+        };
+        if let Some(code) = code {
+            let codes = self
+                .entries
+                .get(&entry)
+                .and_then(|e| self.queues.get(&e.queue))
+                .map(|q| q.spec.disposition_codes.clone())
+                .unwrap_or_default();
+            ensure(
+                codes.iter().any(|c| c == code),
+                RefusalCode::DispositionUnknown,
+                || {
+                    format!(
+                        "C4: {code:?} is not a disposition code of the call's queue (its codes: {})",
+                        if codes.is_empty() { "none".to_string() } else { codes.join(", ") }
+                    )
+                },
+            )?;
+        }
+        Ok(entry)
+    }
+
+    pub(crate) fn set_disposition(&mut self, user: UserId, code: &str) -> Checked<Outcome> {
+        self.wrap_up_of(user, Some(code))?;
+        if let Some(record) = self
+            .voice
+            .get_mut(&user)
+            .and_then(|s| s.pending_record.as_mut())
+        {
+            record.disposition = Some(code.to_string());
+        }
+        Ok(Outcome::Done)
+    }
+
+    pub(crate) fn end_wrap_up(
+        &mut self,
+        user: UserId,
+        disposition: Option<String>,
+        now_ms: u64,
+    ) -> Checked<Outcome> {
+        let entry = self.wrap_up_of(user, disposition.as_deref())?;
+        self.finish_wrap_up(&entry, user, disposition, now_ms)
+    }
+
     pub(crate) fn finish_wrap_up(
         &mut self,
         entry: &str,
         user: UserId,
+        disposition: Option<String>,
         now_ms: u64,
     ) -> Checked<Outcome> {
         self.user(user)?;
@@ -448,6 +511,9 @@ impl TenantState {
             Refusal::new(RefusalCode::ActivityUnknown, "the call's record is missing")
         })?;
         record.closed_at_ms = now_ms.max(record.ended_at_ms);
+        if disposition.is_some() {
+            record.disposition = disposition;
+        }
         if now_ms > since_ms {
             record.segments.push(Segment::WrapUp {
                 agent: user,
@@ -455,10 +521,13 @@ impl TenantState {
                 to_ms: now_ms,
             });
         }
-        let entered = self
-            .entries
-            .get(entry)
-            .map_or(record.started_at_ms, |e| e.enqueued_at_ms);
+        // Waiting counts from the first queue (a moved entry knows only its
+        // last one).
+        let entered = record.first_queued_ms().unwrap_or_else(|| {
+            self.entries
+                .get(entry)
+                .map_or(record.started_at_ms, |e| e.enqueued_at_ms)
+        });
         record.compute_times(entered);
         let seq = self.activities.close(record)?;
         let s = self.voice.entry(user).or_default();
@@ -509,10 +578,11 @@ impl TenantState {
                 || "an agent holds this call; its close comes through the agent".into(),
             )?;
         }
-        let entered = self
-            .entries
-            .get(&record.id)
-            .map_or(record.started_at_ms, |e| e.enqueued_at_ms);
+        let entered = record.first_queued_ms().unwrap_or_else(|| {
+            self.entries
+                .get(&record.id)
+                .map_or(record.started_at_ms, |e| e.enqueued_at_ms)
+        });
         if self
             .entries
             .get(&record.id)

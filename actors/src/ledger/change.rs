@@ -194,6 +194,17 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
             },
             Change::ActivityClosed { tenant: *tenant },
         ],
+        C::SetDisposition { tenant, user, .. } => vec![Change::Session {
+            tenant: *tenant,
+            user: *user,
+        }],
+        C::EndWrapUp { tenant, user, .. } => vec![
+            Change::Session {
+                tenant: *tenant,
+                user: *user,
+            },
+            Change::ActivityClosed { tenant: *tenant },
+        ],
         C::CloseActivity { tenant, record } => vec![
             Change::Entry {
                 tenant: *tenant,

@@ -377,6 +377,20 @@ pub enum Command {
         user: UserId,
         epoch: u64,
     },
+    /// The agent chooses the disposition of the call it is wrapping up (C4).
+    SetDisposition {
+        tenant: TenantId,
+        user: UserId,
+        code: String,
+    },
+    /// The agent ends its after-call work before its limit (A4), with a
+    /// disposition if it names one.
+    EndWrapUp {
+        tenant: TenantId,
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disposition: Option<String>,
+    },
     /// Closes an activity no agent holds (abandoned, refused, lost).
     CloseActivity {
         tenant: TenantId,

@@ -409,6 +409,8 @@ impl Command {
             | C::ConnectCall { tenant, .. }
             | C::EndCall { tenant, .. }
             | C::FinishWrapUp { tenant, .. }
+            | C::SetDisposition { tenant, .. }
+            | C::EndWrapUp { tenant, .. }
             | C::CloseActivity { tenant, .. } => Some(*tenant),
         }
     }

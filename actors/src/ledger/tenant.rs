@@ -172,7 +172,13 @@ impl TenantState {
                 record,
                 ..
             } => done(self.end_call(&entry, user, *record, now_ms)),
-            C::FinishWrapUp { entry, user, .. } => done(self.finish_wrap_up(&entry, user, now_ms)),
+            C::FinishWrapUp { entry, user, .. } => {
+                done(self.finish_wrap_up(&entry, user, None, now_ms))
+            }
+            C::SetDisposition { user, code, .. } => done(self.set_disposition(user, &code)),
+            C::EndWrapUp {
+                user, disposition, ..
+            } => done(self.end_wrap_up(user, disposition, now_ms)),
             C::CloseActivity { record, .. } => done(self.close_activity(*record, now_ms)),
             C::ChangePriority {
                 entry, priority, ..

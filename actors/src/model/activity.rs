@@ -174,9 +174,24 @@ pub struct ActivityRecord {
     pub segments: Vec<Segment>,
     /// The node that held its dialog.
     pub node: u64,
+    /// The disposition code the agent chose in after-call work (C4; one of
+    /// the queue's `disposition_codes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
 }
 
 impl ActivityRecord {
+    /// When the caller entered its first queue, if it did.
+    pub fn first_queued_ms(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Queue { from_ms, .. } => Some(*from_ms),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Fills the three times of C1 from the record's instants (`entered_ms`:
     /// when it entered the queue, or started for calls that never queued).
     pub fn compute_times(&mut self, entered_ms: u64) {

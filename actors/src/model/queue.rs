@@ -375,9 +375,13 @@ pub struct QueueSpec {
     /// IANA time zone of the opening hours.
     #[serde(default = "default_timezone")]
     pub timezone: String,
-    /// After-call work limit (A4), 0..=3600 s.
+    /// After-call work limit (A4), 0..=3600 s; an agent's own limit wins.
     #[serde(default)]
     pub wrap_up_s: u32,
+    /// Disposition codes an agent chooses from in after-call work (C4):
+    /// at most 50, each 1 to 32 characters of `a-z`, `0-9`, `_` and `-`.
+    #[serde(default)]
+    pub disposition_codes: Vec<String>,
     /// 200 at once or 183 with early media while waiting.
     #[serde(default)]
     pub answer: AnswerMode,
@@ -437,6 +441,25 @@ impl QueueSpec {
             return bad(
                 "retry_delay_s is at most 300, reject_backoff_s and wrap_up_s at most 3600".into(),
             );
+        }
+        if self.disposition_codes.len() > 50
+            || self.disposition_codes.iter().any(|c| {
+                !(1..=32).contains(&c.len())
+                    || !c
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+            })
+        {
+            return bad(
+                "C4: at most 50 disposition codes, each 1 to 32 characters of a-z, 0-9, _ and -"
+                    .into(),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = self.disposition_codes.iter().find(|c| !seen.insert(*c)) {
+            return bad(format!(
+                "C4: the disposition code {twice:?} is listed twice"
+            ));
         }
         if self.auto_pause_after_missed == Some(0) {
             return bad("auto_pause_after_missed is at least 1".into());

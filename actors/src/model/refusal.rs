@@ -109,6 +109,8 @@ refusal_codes! {
     NotPaused => ("A5", Conflict),
     AlreadyPaused => ("A5", Conflict),
     ActivityUnknown => ("A4", Conflict),
+    WrapUpInvalid => ("A4", Invalid),
+    DispositionUnknown => ("C4", Invalid),
     EntryNotUnique => ("Q3", Conflict),
     EntryNotWaiting => ("Q3", Conflict),
     EntryAlreadyAssigned => ("Q3", Conflict),

@@ -217,6 +217,10 @@ pub struct UserSpec {
     /// Logged out at the end of the working day (A2).
     #[serde(default)]
     pub requires_daily_login: bool,
+    /// The agent's own after-call work limit (A4), 0..=3600 s; it wins over
+    /// the queue's.
+    #[serde(default)]
+    pub wrap_up_s: Option<u32>,
     /// Keeps its device binding after logout (D4).
     #[serde(default)]
     pub keep_station_on_logout: bool,
@@ -279,6 +283,11 @@ impl UserSpec {
             !self.full_name.trim().is_empty(),
             RefusalCode::NameRequired,
             || "a user needs a full name".into(),
+        )?;
+        ensure(
+            self.wrap_up_s.is_none_or(|s| s <= 3600),
+            RefusalCode::WrapUpInvalid,
+            || "A4: an agent's wrap_up_s is 0 to 3600 seconds".into(),
         )?;
         let login_ok = (2..=64).contains(&self.login.len())
             && self

@@ -744,6 +744,7 @@ impl QueueMachine {
 fn lost(info: &EntryInfo, now_ms: u64) -> ActivityRecord {
     let ended = now_ms.max(info.enqueued_at_ms);
     ActivityRecord {
+        disposition: None,
         id: info.entry.clone(),
         direction: Direction::Inbound,
         queue: Some(info.queue),

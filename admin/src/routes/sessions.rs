@@ -48,6 +48,23 @@ pub struct ActivityRef {
     pub activity: String,
 }
 
+/// A disposition code (C4).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disposition {
+    /// One of the queue's `disposition_codes`.
+    pub code: String,
+}
+
+/// The end of after-call work (A4).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndWrapUp {
+    /// A disposition code to record with it.
+    #[serde(default)]
+    pub disposition: Option<String>,
+}
+
 /// Sessions of the agents the caller sees.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/sessions", tag = "sessions", params(("tenant" = u64, Path)),
     responses((status = 200, body = Vec<AgentSession>)), security(("bearer" = [])))]
@@ -297,6 +314,29 @@ session_action!(
         tenant,
         user,
         activity: b.activity
+    }
+);
+
+session_action!(
+    set_disposition,
+    "/api/v1/tenants/{tenant}/users/{user}/session/disposition",
+    Disposition,
+    "Chooses the disposition of the call the agent is wrapping up (C4): one of the call's queue's codes.",
+    |tenant, user, b| Command::SetDisposition {
+        tenant,
+        user,
+        code: b.code
+    }
+);
+session_action!(
+    end_wrap_up,
+    "/api/v1/tenants/{tenant}/users/{user}/session/wrap-up/end",
+    EndWrapUp,
+    "Ends the agent's after-call work now (A4), with a disposition if given; the activity's record is written.",
+    |tenant, user, b| Command::EndWrapUp {
+        tenant,
+        user,
+        disposition: b.disposition
     }
 );
 

@@ -447,7 +447,7 @@ async fn seed(
         "required_skills": [{"skill": english, "min_level": 3}],
         "relaxations": [{"after_s": 30, "min_level": 1}, {"after_s": 60, "min_level": null}],
         "music_on_hold": "default", "announce_position": true, "announce_estimated_wait": true,
-        "callbacks_enabled": true, "wrap_up_s": 30, "recording": "from_agent_connect", "timezone": "Europe/Prague",
+        "callbacks_enabled": true, "wrap_up_s": 30, "disposition_codes": ["resolved", "escalated", "callback_promised"], "recording": "from_agent_connect", "timezone": "Europe/Prague",
     })).await?;
     let sales = create(op, &format!("{base}/queues"), json!({
         "name": "Sales", "strategy": {"kind": "longest_idle"}, "max_length": 20, "max_wait_s": 300,
