@@ -316,6 +316,11 @@ pub enum CallMsg {
         /// Why.
         reason: crate::model::queue::ExitReason,
     },
+    /// A user sent the waiting caller elsewhere (S2).
+    Withdraw {
+        /// Where.
+        destination: crate::model::queue::Destination,
+    },
     /// Timer of the call actor.
     Timer {
         /// Which.

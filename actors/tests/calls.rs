@@ -68,6 +68,7 @@ fn record(
     ended: u64,
 ) -> Box<ActivityRecord> {
     Box::new(ActivityRecord {
+        interventions: Vec::new(),
         disposition: None,
         id: id.into(),
         direction: Direction::Inbound,

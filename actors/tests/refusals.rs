@@ -193,6 +193,7 @@ fn theirs_skill(f: &Fixture) -> SkillId {
 fn record(id: &str) -> Box<carillon_actors::model::activity::ActivityRecord> {
     use carillon_actors::model::activity::{ActivityOutcome, ActivityRecord, Direction};
     Box::new(ActivityRecord {
+        interventions: Vec::new(),
         disposition: None,
         id: id.into(),
         direction: Direction::Inbound,

@@ -525,6 +525,7 @@ impl Sim {
         outcome: ActivityOutcome,
     ) -> ActivityRecord {
         ActivityRecord {
+            interventions: Vec::new(),
             disposition: None,
             id: entry.into(),
             direction: Direction::Inbound,

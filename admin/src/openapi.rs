@@ -157,6 +157,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::end_wrap_up))
         .routes(routes!(queues::waiting, queues::enqueue))
         .routes(routes!(queues::change_priority))
+        .routes(routes!(queues::withdraw))
         .routes(routes!(queues::assign))
         .routes(routes!(queues::abandon))
         .routes(routes!(history::list))

@@ -465,6 +465,7 @@ async fn the_demo_api_as_users_meet_it() {
         ("POST", format!("{base}/queues/{support}/entries"), Some(json!({"entry": ""})), [422, 422, 422, 422, 403, 403, 401]),
         ("POST", format!("{base}/entries/nobody/assign"), Some(json!({"user": anna})), [404, 404, 404, 404, 403, 403, 401]),
         ("POST", format!("{base}/entries/nobody/abandon"), None, [404, 404, 404, 404, 403, 403, 401]),
+        ("POST", format!("{base}/entries/nobody/withdraw"), Some(json!({"destination": {"kind": "hangup", "prompt": null}})), [404, 404, 404, 404, 403, 403, 401]),
         ("PUT", format!("{base}/users/{anna}"), Some(json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "Anna", "login": "admin"})), [409, 409, 404, 403, 403, 403, 401]),
         ("DELETE", format!("{base}/users/999999"), None, [404, 404, 404, 403, 403, 403, 401]),
         ("PUT", format!("{base}/users/{anna}/password"), Some(json!({"password": "short"})), [422, 422, 404, 403, 422, 403, 401]),

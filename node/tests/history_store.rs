@@ -19,6 +19,7 @@ const T: TenantId = TenantId(2);
 fn record(n: u64, started_at_ms: u64) -> ActivityRecord {
     let answered = n.is_multiple_of(3);
     ActivityRecord {
+        interventions: Vec::new(),
         disposition: None,
         id: format!("c1-ab-{n}"),
         direction: if n.is_multiple_of(5) {

@@ -346,3 +346,93 @@ async fn a_queue_outside_its_hours_sends_callers_to_its_closed_destination() {
         "{record}"
     );
 }
+
+/// The entry id of the call from `number` waiting in `queue`.
+async fn entry_of(scene: &Scene, queue: u64, number: &str) -> String {
+    let path = format!(
+        "/api/v1/tenants/{}/queues/{queue}/entries",
+        scene.centre.tenant
+    );
+    let entries = scene.centre.ok("GET", &path, None).await;
+    entries
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["call"]["caller"] == number))
+        .and_then(|e| e["entry"].as_str())
+        .unwrap_or_else(|| panic!("{number} waits in {queue}: {entries}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_raises_a_waiting_callers_priority_and_withdraws_another() {
+    let mut scene = Scene::new(
+        &[],
+        |spec| {
+            spec.insert("wrap_up_s".into(), json!(0));
+        },
+        1,
+    )
+    .await;
+    let support = scene.queue.clone();
+    scene.start_phone(0, ANSWERS).await;
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let call = scene.call(30_000).await;
+        wait_waiting(&scene, support.id, &call.number, 5 * SECOND).await;
+        calls.push(call);
+    }
+    let base = format!("/api/v1/tenants/{}", scene.centre.tenant);
+    let first = entry_of(&scene, support.id, &calls[0].number).await;
+    let last = entry_of(&scene, support.id, &calls[2].number).await;
+    scene
+        .centre
+        .ok(
+            "PUT",
+            &format!("{base}/entries/{last}/priority"),
+            Some(json!({"priority": 90})),
+        )
+        .await;
+    scene
+        .centre
+        .ok(
+            "POST",
+            &format!("{base}/entries/{first}/withdraw"),
+            Some(json!({"destination": {"kind": "hangup", "prompt": "vm-goodbye"}})),
+        )
+        .await;
+    calls[0].finish(10 * SECOND).await;
+    assert!(
+        calls[0].step("bye_in").is_some(),
+        "the withdrawn caller was hung up: {:?}",
+        calls[0].steps()
+    );
+    // The agent logs in: the raised caller first, then the other.
+    scene.log_in_all().await;
+    for call in &mut calls[1..] {
+        call.finish(20 * SECOND).await;
+    }
+    let order: Vec<String> = scene
+        .phone_calls(0)
+        .iter()
+        .filter_map(|steps| steps[0].rest.first().cloned())
+        .collect();
+    assert_eq!(
+        order,
+        [calls[2].number.clone(), calls[1].number.clone()],
+        "priority 90 before the earlier caller"
+    );
+    let withdrawn = record_of(&scene, &calls[0].number).await;
+    assert!(
+        withdrawn["outcome"]
+            == json!({"kind": "exited", "reason": "withdrawn: hung up after the prompt vm-goodbye"})
+            && withdrawn["interventions"][0]["by"]["kind"] == "user"
+            && withdrawn["interventions"][0]["what"] == "withdrawn to a hang-up after vm-goodbye",
+        "who withdrew it, in the record: {withdrawn}"
+    );
+    let raised = record_of(&scene, &calls[2].number).await;
+    assert!(
+        raised["outcome"]["kind"] == "answered"
+            && raised["interventions"][0]["what"] == "priority 90"
+            && raised["interventions"][0]["at_ms"].as_u64().is_some(),
+        "{raised}"
+    );
+}

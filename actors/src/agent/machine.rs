@@ -634,6 +634,7 @@ impl AgentMachine {
 fn lost_record(info: &EntryInfo, agent: UserId, connected_ms: u64, now_ms: u64) -> ActivityRecord {
     ActivityRecord {
         disposition: None,
+        interventions: Vec::new(),
         id: info.entry.clone(),
         direction: Direction::Inbound,
         queue: Some(info.queue),

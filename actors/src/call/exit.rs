@@ -169,6 +169,18 @@ impl CallMachine {
     /// The caller leaves its queue for `reason`. A waiting caller does; so
     /// does one whose entry a full queue refused (it never waited there).
     pub(super) fn exit(&mut self, now_ms: u64, reason: ExitReason, out: &mut Vec<CallOutput>) {
+        let destination = reason.destination(&self.setup.spec).cloned();
+        self.exit_to(now_ms, reason, destination, out);
+    }
+
+    /// [`Self::exit`] to `destination` (`None`: a hang-up).
+    pub(super) fn exit_to(
+        &mut self,
+        now_ms: u64,
+        reason: ExitReason,
+        destination: Option<Destination>,
+        out: &mut Vec<CallOutput>,
+    ) {
         let entered = match self.phase {
             Phase::Waiting => true,
             Phase::Enqueuing if reason == ExitReason::QueueFull => false,
@@ -185,7 +197,6 @@ impl CallMachine {
             );
         }
         self.exits.reason = Some(reason);
-        let destination = reason.destination(&self.setup.spec).cloned();
         match destination {
             Some(Destination::Queue { queue }) if self.exits.joined < MAX_QUEUES => {
                 self.exits.followed = format!("sent to queue {}", queue.0);

@@ -467,3 +467,38 @@ fn an_exit_due_while_an_answer_is_connected_waits_for_the_ledger() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_withdrawal_by_a_user_moves_the_caller_or_hangs_it_up() {
+    use crate::model::queue::Destination;
+    let (mut m, _) = waiting(&spec(serde_json::json!({"name": "Support"})));
+    assert_eq!(
+        feed(
+            &mut m,
+            2_000,
+            CallInput::Message(CallMsg::Withdraw {
+                destination: Destination::Queue { queue: OVERFLOW }
+            })
+        ),
+        ["send queue/2/24 gone", "ledger move 25"]
+    );
+    let (mut m, _) = waiting(&spec(serde_json::json!({"name": "Support"})));
+    let out = m.handle(
+        2_000,
+        CallInput::Message(CallMsg::Withdraw {
+            destination: Destination::Hangup { prompt: None },
+        }),
+    );
+    assert_eq!(
+        names(&out),
+        [
+            "send queue/2/24 gone",
+            "edge 1 hangup 7",
+            "ledger close Exited { reason: \"withdrawn: hung up\" }"
+        ]
+    );
+    assert_eq!(
+        queue_segments(&closed(&out)),
+        [(24, 1_003, 2_000, "withdrawn".to_string())]
+    );
+}

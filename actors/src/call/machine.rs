@@ -26,7 +26,7 @@ use crate::messages::{
     LegRequest, Message, QueueMsg,
 };
 use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment};
-use crate::model::queue::AnswerMode;
+use crate::model::queue::{AnswerMode, ExitReason};
 use crate::model::{DeviceId, QueueId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -620,6 +620,9 @@ impl CallMachine {
                     self.exit(now_ms, reason, out);
                 }
             }
+            CallMsg::Withdraw { destination } => {
+                self.exit_to(now_ms, ExitReason::Withdrawn, Some(destination), out)
+            }
             CallMsg::Timer { timer } => self.on_timer(now_ms, timer, out),
         }
     }
@@ -826,6 +829,7 @@ impl CallMachine {
         };
         let mut record = ActivityRecord {
             disposition: None,
+            interventions: Vec::new(),
             id: self.setup.call.clone(),
             direction: Direction::Inbound,
             queue: Some(self.setup.queue),

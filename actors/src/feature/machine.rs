@@ -559,6 +559,7 @@ impl FeatureMachine {
     pub fn record(&self, now_ms: u64) -> ActivityRecord {
         let mut record = ActivityRecord {
             disposition: None,
+            interventions: Vec::new(),
             id: self.setup.call.clone(),
             direction: Direction::Internal,
             queue: None,

@@ -86,6 +86,7 @@ mod tests {
                 seq,
                 ActivityRecord {
                     disposition: None,
+                    interventions: Vec::new(),
                     id: format!("call-{seq}"),
                     direction: Direction::Inbound,
                     queue: None,

@@ -241,6 +241,7 @@ mod tests {
     fn record(id: &str, queue: Option<u64>, agent: Option<u64>) -> ActivityRecord {
         ActivityRecord {
             disposition: None,
+            interventions: Vec::new(),
             id: id.into(),
             direction: Direction::Inbound,
             queue: queue.map(QueueId),

@@ -464,6 +464,14 @@ impl TenantState {
         Ok(entry)
     }
 
+    /// The interventions noted on `entry` while it waited (S2).
+    fn interventions_of(&self, entry: &str) -> Vec<crate::model::activity::Intervention> {
+        self.entries
+            .get(entry)
+            .map(|e| e.interventions.clone())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn set_disposition(&mut self, user: UserId, code: &str) -> Checked<Outcome> {
         self.wrap_up_of(user, Some(code))?;
         if let Some(record) = self
@@ -514,6 +522,7 @@ impl TenantState {
         if disposition.is_some() {
             record.disposition = disposition;
         }
+        record.interventions = self.interventions_of(entry);
         if now_ms > since_ms {
             record.segments.push(Segment::WrapUp {
                 agent: user,
@@ -583,6 +592,7 @@ impl TenantState {
                 .get(&record.id)
                 .map_or(record.started_at_ms, |e| e.enqueued_at_ms)
         });
+        record.interventions = self.interventions_of(&record.id);
         if self
             .entries
             .get(&record.id)

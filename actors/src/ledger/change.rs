@@ -31,6 +31,14 @@ pub enum Change {
         /// The agent.
         user: UserId,
     },
+    /// A user changed a waiting entry (S2: its priority, a withdrawal):
+    /// its queue re-reads, its call actor carries out a withdrawal.
+    EntryByUser {
+        /// The tenant.
+        tenant: TenantId,
+        /// The entry.
+        entry: String,
+    },
     /// A queue entry changed.
     Entry {
         /// The tenant.
@@ -127,8 +135,17 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
                 user: *user,
             },
         ],
+        C::ChangePriority { tenant, entry, .. } | C::WithdrawEntry { tenant, entry, .. } => vec![
+            Change::Entry {
+                tenant: *tenant,
+                entry: entry.clone(),
+            },
+            Change::EntryByUser {
+                tenant: *tenant,
+                entry: entry.clone(),
+            },
+        ],
         C::Enqueue { tenant, entry, .. }
-        | C::ChangePriority { tenant, entry, .. }
         | C::MoveEntry { tenant, entry, .. }
         | C::AbandonEntry { tenant, entry } => vec![Change::Entry {
             tenant: *tenant,

@@ -318,6 +318,13 @@ pub enum Command {
         entry: String,
         priority: u32,
     },
+    /// A user sends a waiting caller to a destination (S2): another queue
+    /// (a move) or a prompt and a hang-up.
+    WithdrawEntry {
+        tenant: TenantId,
+        entry: String,
+        destination: crate::model::queue::Destination,
+    },
     /// A waiting caller leaves its queue for another (Q5 overflow and
     /// exits): it waits there from now, behind those already waiting, at
     /// that queue's default priority; the other queue's limit applies.
@@ -464,6 +471,33 @@ pub enum Outcome {
 pub type Response = Result<Outcome, Refusal>;
 
 impl Command {
+    /// The waiting entry a user's command changes, and what it does (S2);
+    /// `None` for other commands.
+    pub(crate) fn entry_action(&self) -> Option<(TenantId, String, String)> {
+        use crate::model::queue::Destination;
+        match self {
+            Command::ChangePriority {
+                tenant,
+                entry,
+                priority,
+            } => Some((*tenant, entry.clone(), format!("priority {priority}"))),
+            Command::WithdrawEntry {
+                tenant,
+                entry,
+                destination,
+            } => {
+                let to = match destination {
+                    Destination::Queue { queue } => format!("queue {}", queue.0),
+                    Destination::Number { number } => number.clone(),
+                    Destination::Hangup { prompt: Some(p) } => format!("a hang-up after {p}"),
+                    Destination::Hangup { prompt: None } => "a hang-up".into(),
+                };
+                Some((*tenant, entry.clone(), format!("withdrawn to {to}")))
+            }
+            _ => None,
+        }
+    }
+
     /// The agent and what a session command does to its session (`deferred`
     /// is filled in from the outcome); `None` for other commands.
     pub(crate) fn session_action(&self) -> Option<(TenantId, UserId, SessionAction)> {

@@ -54,7 +54,17 @@ pub struct QueueEntry {
     /// Where the call lives (absent for entries made through the API).
     #[serde(default)]
     pub call: Option<Box<super::calls::CallCheckpoint>>,
+    /// Where a user sent it (S2), for its call actor to carry out.
+    #[serde(default)]
+    pub withdrawal: Option<crate::model::queue::Destination>,
+    /// What users changed while it waited (S2), the last
+    /// [`MAX_INTERVENTIONS`] kept.
+    #[serde(default)]
+    pub interventions: Vec<crate::model::activity::Intervention>,
 }
+
+/// Interventions kept per entry.
+pub const MAX_INTERVENTIONS: usize = 16;
 
 /// The order key: higher priority first, then earlier arrival.
 type WaitKey = (u32, u64, String);
@@ -204,6 +214,8 @@ impl TenantState {
             state: EntryState::Waiting,
             offered_to: Default::default(),
             call,
+            withdrawal: None,
+            interventions: Vec::new(),
         };
         Ok(self.place(record))
     }
@@ -263,6 +275,7 @@ impl TenantState {
             sequence: self.entries.next_sequence,
             enqueued_at_ms: now_ms,
             offered_to: Default::default(),
+            withdrawal: None,
             ..old
         };
         Ok(self.place(record))
@@ -300,6 +313,67 @@ impl TenantState {
         set.insert(wait_key(&updated));
         self.entries.entries.insert(entry.to_string(), updated);
         Ok(Outcome::Done)
+    }
+
+    /// S2: a user sends a waiting caller elsewhere. The call's actor carries
+    /// it out (it holds the dialog and the media); an entry without a call
+    /// moves or leaves at once.
+    pub(crate) fn withdraw_entry(
+        &mut self,
+        entry: &str,
+        destination: crate::model::queue::Destination,
+        now_ms: u64,
+    ) -> Checked<Outcome> {
+        use crate::model::queue::Destination;
+        let e = self.waiting_entry(entry)?.clone();
+        match &destination {
+            Destination::Queue { queue } => {
+                ensure(*queue != e.queue, RefusalCode::QueueConfigInvalid, || {
+                    "S2: the caller already waits in that queue".into()
+                })?;
+                self.check_room(*queue)?;
+            }
+            Destination::Number { number } => {
+                return Err(Refusal::new(
+                    RefusalCode::QueueConfigInvalid,
+                    format!(
+                        "S2: the caller cannot be sent to the external number {number:?}: \
+                         dialling out needs an outbound trunk, which this version does not have"
+                    ),
+                ))
+            }
+            Destination::Hangup { .. } => {}
+        }
+        if e.withdrawal.is_some() {
+            return Err(Refusal::new(
+                RefusalCode::EntryNotWaiting,
+                "S2: the caller is being withdrawn already",
+            ));
+        }
+        if e.call.is_none() {
+            return match destination {
+                Destination::Queue { queue } => self.move_entry(entry, queue, now_ms),
+                _ => self.abandon_entry(entry),
+            };
+        }
+        if let Some(e) = self.entries.entries.get_mut(entry) {
+            e.withdrawal = Some(destination);
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Notes who changed a waiting entry (S2); kept until its record.
+    pub(crate) fn note_intervention(
+        &mut self,
+        entry: &str,
+        intervention: crate::model::activity::Intervention,
+    ) {
+        if let Some(e) = self.entries.entries.get_mut(entry) {
+            if e.interventions.len() == MAX_INTERVENTIONS {
+                e.interventions.remove(0);
+            }
+            e.interventions.push(intervention);
+        }
     }
 
     pub(crate) fn assign_entry(&mut self, entry: &str, user: UserId) -> Checked<Outcome> {

@@ -291,7 +291,19 @@ impl Ledger {
             }
             C::By { by, inner } => {
                 let noted = inner.session_action();
+                let intervention = inner.entry_action();
                 let outcome = self.dispatch(*inner, now_ms)?;
+                if let Some((tenant, entry, what)) = intervention {
+                    let by = by.clone();
+                    self.tenant_mut(tenant)?.note_intervention(
+                        &entry,
+                        crate::model::activity::Intervention {
+                            at_ms: now_ms,
+                            by,
+                            what,
+                        },
+                    );
+                }
                 if let Some((tenant, user, what)) = noted {
                     let deferred = matches!(outcome, Outcome::Session { deferred: true });
                     let change = SessionChange {
@@ -402,6 +414,7 @@ impl Command {
             | C::Enqueue { tenant, .. }
             | C::ChangePriority { tenant, .. }
             | C::MoveEntry { tenant, .. }
+            | C::WithdrawEntry { tenant, .. }
             | C::AssignEntry { tenant, .. }
             | C::AbandonEntry { tenant, .. }
             | C::OfferCall { tenant, .. }

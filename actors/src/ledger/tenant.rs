@@ -184,6 +184,9 @@ impl TenantState {
                 entry, priority, ..
             } => done(self.change_priority(&entry, priority)),
             C::MoveEntry { entry, queue, .. } => done(self.move_entry(&entry, queue, now_ms)),
+            C::WithdrawEntry {
+                entry, destination, ..
+            } => done(self.withdraw_entry(&entry, destination, now_ms)),
             C::AssignEntry { entry, user, .. } => done(self.assign_entry(&entry, user)),
             C::AbandonEntry { entry, .. } => done(self.abandon_entry(&entry)),
             other => unreachable!("handled by the ledger, not a tenant: {other:?}"),

@@ -138,6 +138,18 @@ pub enum Segment {
     },
 }
 
+/// A change a user made to a waiting call (S2): who, when, what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Intervention {
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Who.
+    pub by: super::agent_status::Author,
+    /// What (`priority 80`, `withdrawn to queue 25`, ...).
+    pub what: String,
+}
+
 /// One activity, written once (C4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -178,6 +190,9 @@ pub struct ActivityRecord {
     /// the queue's `disposition_codes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disposition: Option<String>,
+    /// What users changed while the call waited (S2), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interventions: Vec<Intervention>,
 }
 
 impl ActivityRecord {

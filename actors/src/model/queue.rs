@@ -152,6 +152,8 @@ pub enum ExitReason {
     ExitKey,
     /// The queue is closed (Q9): outside its hours, or a holiday.
     Closed,
+    /// A supervisor or the API sent the caller elsewhere (S2).
+    Withdrawn,
 }
 
 impl ExitReason {
@@ -165,6 +167,7 @@ impl ExitReason {
             ExitReason::Emptied => "emptied",
             ExitReason::ExitKey => "exit_key",
             ExitReason::Closed => "closed",
+            ExitReason::Withdrawn => "withdrawn",
         }
     }
 
@@ -178,6 +181,7 @@ impl ExitReason {
             ExitReason::Emptied => "Q5: the queue's last agent left",
             ExitReason::ExitKey => "Q5: the caller pressed the queue's exit key",
             ExitReason::Closed => "Q9: the queue is closed",
+            ExitReason::Withdrawn => "S2: the caller was withdrawn from the queue",
         }
     }
 
@@ -189,6 +193,8 @@ impl ExitReason {
         match self {
             ExitReason::ExitKey => spec.exit_destination.as_ref().or(overflow),
             ExitReason::Closed => spec.closed_destination.as_ref(),
+            // The withdrawal names its own.
+            ExitReason::Withdrawn => None,
             _ => overflow,
         }
     }

@@ -745,6 +745,7 @@ fn lost(info: &EntryInfo, now_ms: u64) -> ActivityRecord {
     let ended = now_ms.max(info.enqueued_at_ms);
     ActivityRecord {
         disposition: None,
+        interventions: Vec::new(),
         id: info.entry.clone(),
         direction: Direction::Inbound,
         queue: Some(info.queue),

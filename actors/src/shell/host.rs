@@ -23,8 +23,9 @@ use super::{
 };
 use crate::call::CallSetup;
 use crate::ledger::{Change, Ledger, Placement};
-use crate::messages::{Address, AgentMsg, Envelope, Message, QueueMsg};
-use crate::model::TenantId;
+use crate::messages::{Address, AgentMsg, CallMsg, CallRef, Envelope, Message, QueueMsg};
+use crate::model::queue::Destination;
+use crate::model::{QueueId, TenantId};
 use crate::placement::{actor_keys as all_keys, owner, ActorKey};
 
 /// Inputs queued to the host at most.
@@ -348,8 +349,10 @@ impl<S: Services> Host<S> {
     async fn on_changes(&mut self, changes: &[Change]) {
         let mut rebalance = false;
         let mut entries: BTreeMap<TenantId, BTreeSet<String>> = BTreeMap::new();
+        let mut by_user: Vec<(TenantId, String)> = Vec::new();
         for change in changes {
             match change {
+                Change::EntryByUser { tenant, entry } => by_user.push((*tenant, entry.clone())),
                 Change::Placement | Change::Tenants => rebalance = true,
                 Change::Queues(t) => {
                     rebalance = true;
@@ -402,8 +405,49 @@ impl<S: Services> Host<S> {
                 self.poke(&ActorKey::Queue { tenant, queue });
             }
         }
+        self.on_entries_by_user(&by_user);
+    }
+
+    /// S2: a user changed waiting entries. Their queues re-read (a new
+    /// priority reorders them); a withdrawal goes to the call actor, by the
+    /// node that holds its dialog (every node sees the change; one acts).
+    fn on_entries_by_user(&self, changed: &[(TenantId, String)]) {
+        let node = self.services.node();
+        let found: Vec<ChangedEntry> =
+            self.services.consensus().read_local(|l| {
+                changed
+                    .iter()
+                    .filter_map(|(tenant, id)| {
+                        let e = l.tenant(*tenant)?.entry(id)?;
+                        let call = e.call.as_deref().zip(e.withdrawal.clone()).map(|(c, d)| {
+                            (
+                                CallRef {
+                                    node: c.node,
+                                    call: id.clone(),
+                                },
+                                d,
+                            )
+                        });
+                        Some((*tenant, e.queue, call))
+                    })
+                    .collect()
+            });
+        for (tenant, queue, call) in found {
+            self.poke(&ActorKey::Queue { tenant, queue });
+            if let Some((call, destination)) = call.filter(|(c, _)| c.node == node) {
+                self.services.send(Envelope {
+                    to: Address::Call { call },
+                    message: Message::Call(CallMsg::Withdraw { destination }),
+                    hops: 0,
+                });
+            }
+        }
     }
 }
+
+/// An entry a user changed: its tenant and queue, and its call with where a
+/// withdrawal sends it.
+type ChangedEntry = (TenantId, QueueId, Option<(CallRef, Destination)>);
 
 fn all_keys_of_tenant(ledger: &Ledger, tenant: TenantId) -> BTreeSet<ActorKey> {
     all_keys(ledger)

@@ -32,6 +32,14 @@ pub struct NewPriority {
     pub priority: u32,
 }
 
+/// Body of `POST .../withdraw`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    /// Another queue (the caller moves there), or a prompt and a hang-up.
+    pub destination: carillon_actors::model::queue::Destination,
+}
+
 /// Body of `POST .../assign`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +104,28 @@ pub async fn change_priority(
         tenant,
         entry,
         priority: b.priority,
+    };
+    Ok(Json(app.execute(&caller, &headers, command).await?))
+}
+
+/// Sends a waiting caller elsewhere (S2): to another queue, where it waits
+/// behind those already there, or to a prompt and a hang-up. Its call
+/// carries it out; the record names who did it and when.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/entries/{entry}/withdraw", tag = "queues", request_body = Withdrawal,
+    params(("tenant" = u64, Path), ("entry" = String, Path)), responses((status = 200, body = Outcome)),
+    security(("bearer" = [])))]
+pub async fn withdraw(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Id((tenant, entry)): Id<(TenantId, String)>,
+    Body(b): Body<Withdrawal>,
+) -> Result<Json<Outcome>, Problem> {
+    caller.require(tenant, Area::Entries, Mode::Write)?;
+    let command = Command::WithdrawEntry {
+        tenant,
+        entry,
+        destination: b.destination,
     };
     Ok(Json(app.execute(&caller, &headers, command).await?))
 }
