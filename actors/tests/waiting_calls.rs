@@ -173,3 +173,107 @@ fn a_withdrawal_is_checked_noted_with_its_author_and_carried_into_the_record() {
         ]
     );
 }
+
+/// A record of call `id` that no agent took, closed at `at`.
+fn unanswered(id: &str, at: u64, outcome: ActivityOutcome) -> Box<ActivityRecord> {
+    Box::new(ActivityRecord {
+        id: id.into(),
+        direction: Direction::Inbound,
+        queue: None,
+        agent: None,
+        caller: "+420777000001".into(),
+        called: "+420225000100".into(),
+        started_at_ms: NOW_MS,
+        connected_at_ms: None,
+        ended_at_ms: at,
+        closed_at_ms: at,
+        waiting_ms: 0,
+        interaction_ms: 0,
+        processing_ms: 0,
+        outcome,
+        segments: Vec::new(),
+        node: 1,
+        disposition: None,
+        interventions: Vec::new(),
+    })
+}
+
+#[test]
+fn a_caller_back_within_the_window_takes_its_old_place_once() {
+    let mut f = Fixture::new();
+    let (tenant, queue) = (f.tenant, f.queue);
+    f.ok(Command::UpdateQueue {
+        tenant,
+        queue,
+        spec: patched(&queue_spec("Support"), json!({"rejoin_window_s": 60})),
+    });
+    let enqueue = |f: &mut Fixture, entry: &str, caller: &str, at: u64| {
+        let mut call = checkpoint(entry);
+        call.caller = caller.into();
+        f.run_at(
+            at,
+            Command::Enqueue {
+                tenant,
+                queue,
+                entry: entry.into(),
+                priority: None,
+                call: Some(call),
+            },
+        )
+        .expect("enqueue")
+    };
+    let order = |f: &Fixture| -> Vec<String> {
+        f.state()
+            .waiting(queue)
+            .iter()
+            .map(|e| e.entry.clone())
+            .collect()
+    };
+    let back = "+420777000001";
+    enqueue(&mut f, "first", back, NOW_MS);
+    enqueue(&mut f, "later", "+420777000002", NOW_MS + 1_000);
+    enqueue(&mut f, "other", "anonymous", NOW_MS + 1_500);
+    f.run_at(
+        NOW_MS + 5_000,
+        Command::CloseActivity {
+            tenant,
+            record: unanswered("first", NOW_MS + 5_000, ActivityOutcome::Abandoned),
+        },
+    )
+    .expect("the caller hung up");
+    f.run_at(
+        NOW_MS + 5_000,
+        Command::CloseActivity {
+            tenant,
+            record: unanswered("other", NOW_MS + 5_000, ActivityOutcome::Abandoned),
+        },
+    )
+    .expect("anonymous hung up");
+    enqueue(&mut f, "again", back, NOW_MS + 30_000);
+    enqueue(&mut f, "nobody", "anonymous", NOW_MS + 30_000);
+    assert_eq!(order(&f), ["again", "later", "nobody"], "Q8: its old place");
+    assert_eq!(
+        f.state()
+            .entry("again")
+            .and_then(|e| e.resumed_from.clone())
+            .as_deref(),
+        Some("first")
+    );
+    // Once: leaving again keeps the resumed place; after the window, none.
+    f.run_at(
+        NOW_MS + 31_000,
+        Command::CloseActivity {
+            tenant,
+            record: unanswered(
+                "again",
+                NOW_MS + 31_000,
+                ActivityOutcome::Lost {
+                    reason: "node 2 died".into(),
+                },
+            ),
+        },
+    )
+    .expect("lost");
+    enqueue(&mut f, "late", back, NOW_MS + 31_000 + 60_000);
+    assert_eq!(order(&f), ["later", "nobody", "late"], "the window is over");
+}

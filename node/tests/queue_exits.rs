@@ -22,20 +22,13 @@ use tokio::time::Instant;
 
 use common::raw::{final_answer, invite, PCMU_OFFER};
 use common::rtp::Tag;
-use common::scene::{Phone, Scene};
-use common::sipp::Behaviour;
+use common::scene::{answering, Phone, Scene};
 use serde_json::{json, Value};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// A phone that answers after 200 ms and hangs up after two seconds.
-const ANSWERS: Phone = Phone {
-    behaviour: Behaviour::Answers {
-        ring_ms: 200,
-        hold_ms: 2_000,
-    },
-    expires_s: 300,
-};
+/// A phone that answers after 200 ms and hangs up after 2 s.
+const ANSWERS: Phone = answering(2_000);
 
 /// Takes a queue's opening hours away (the demo's Sales has some): these
 /// tests are about its limits, at any time of day.
@@ -43,41 +36,6 @@ fn always_open(spec: &mut serde_json::Map<String, Value>) {
     for key in ["opening_hours", "holidays"] {
         spec.insert(key.into(), json!([]));
     }
-}
-
-/// Waits until `number` waits in queue `queue`; the time it was seen there.
-async fn wait_waiting(scene: &Scene, queue: u64, number: &str, within: Duration) -> Instant {
-    let path = format!(
-        "/api/v1/tenants/{}/queues/{queue}/entries",
-        scene.centre.tenant
-    );
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let entries = scene.centre.ok("GET", &path, None).await;
-        let found = entries
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["call"]["caller"] == number));
-        if found {
-            return Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{number} did not wait in queue {queue} within {within:?}\n{}",
-        scene.centre.log()
-    );
-}
-
-/// The one record of the call from `number`, once the history serves it.
-async fn record_of(scene: &Scene, number: &str) -> Value {
-    for _ in 0..100 {
-        let records = scene.centre.activities("", 1).await;
-        if let Some(r) = records.iter().find(|r| r["caller"] == number) {
-            return r.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no record of the call from {number} within 10 s");
 }
 
 /// The record's queue segments as (queue, reason, milliseconds).
@@ -125,7 +83,9 @@ async fn a_full_queue_sends_the_next_caller_to_its_overflow_queue_where_an_agent
     scene.log_in_all().await;
 
     let mut first = scene.call_to(&sales.did, 8_000).await;
-    wait_waiting(&scene, sales.id, &first.number, 5 * SECOND).await;
+    scene
+        .wait_waiting(sales.id, &first.number, 5 * SECOND)
+        .await;
     let mut second = scene.call_to(&sales.did, 10_000).await;
     scene
         .wait_phone(0, &second.number, "answered", 5 * SECOND)
@@ -162,7 +122,7 @@ async fn a_full_queue_sends_the_next_caller_to_its_overflow_queue_where_an_agent
         "the caller waiting in Sales never reached Support's agent"
     );
 
-    let record = record_of(&scene, &second.number).await;
+    let record = scene.any_record(&second.number).await;
     let segments = queue_segments(&record);
     assert!(
         record["outcome"]["kind"] == "answered"
@@ -182,7 +142,7 @@ async fn a_full_queue_sends_the_next_caller_to_its_overflow_queue_where_an_agent
             .is_some_and(|w| w.abs_diff(waited) < 50),
         "waiting counts from the first queue: {record}"
     );
-    let first = record_of(&scene, &first.number).await;
+    let first = scene.any_record(&first.number).await;
     assert!(
         first["outcome"]["kind"] == "abandoned"
             && queue_segments(&first)
@@ -221,8 +181,10 @@ async fn the_maximum_wait_moves_a_caller_on_and_its_exit_key_hangs_up_after_a_pr
         })
         .await;
     let mut call = scene.call(30_000).await;
-    let joined = wait_waiting(&scene, support.id, &call.number, 5 * SECOND).await;
-    let moved = wait_waiting(&scene, sales.id, &call.number, 8 * SECOND).await;
+    let joined = scene
+        .wait_waiting(support.id, &call.number, 5 * SECOND)
+        .await;
+    let moved = scene.wait_waiting(sales.id, &call.number, 8 * SECOND).await;
     let waited = moved.duration_since(joined);
     assert!(
         (2_500..4_000).contains(&waited.as_millis()),
@@ -247,7 +209,7 @@ async fn the_maximum_wait_moves_a_caller_on_and_its_exit_key_hangs_up_after_a_pr
         "the caller heard the prompt: {:?}",
         call.heard()
     );
-    let record = record_of(&scene, &call.number).await;
+    let record = scene.any_record(&call.number).await;
     let segments = queue_segments(&record);
     assert!(
         record["outcome"]
@@ -288,7 +250,7 @@ async fn a_queue_no_agent_can_serve_turns_an_unanswered_caller_away_naming_the_r
             "Temporarily Unavailable - Q5: no agent to join in the queue (hung up)"
         )
     );
-    let record = record_of(&scene, "+420777000001").await;
+    let record = scene.any_record("+420777000001").await;
     assert!(
         record["outcome"] == json!({"kind": "exited", "reason": "no_agents: hung up"})
             && queue_segments(&record)[0].1 == "no_agents",
@@ -335,7 +297,7 @@ async fn a_queue_outside_its_hours_sends_callers_to_its_closed_destination() {
         "the caller heard the closed prompt: {:?}",
         call.heard()
     );
-    let record = record_of(&scene, &call.number).await;
+    let record = scene.any_record(&call.number).await;
     assert!(
         record["outcome"]
             == json!({"kind": "exited", "reason": "closed: hung up after the prompt vm-goodbye"})
@@ -345,21 +307,6 @@ async fn a_queue_outside_its_hours_sends_callers_to_its_closed_destination() {
                 .eq([(sales.id, "closed")]),
         "{record}"
     );
-}
-
-/// The entry id of the call from `number` waiting in `queue`.
-async fn entry_of(scene: &Scene, queue: u64, number: &str) -> String {
-    let path = format!(
-        "/api/v1/tenants/{}/queues/{queue}/entries",
-        scene.centre.tenant
-    );
-    let entries = scene.centre.ok("GET", &path, None).await;
-    entries
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["call"]["caller"] == number))
-        .and_then(|e| e["entry"].as_str())
-        .unwrap_or_else(|| panic!("{number} waits in {queue}: {entries}"))
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,12 +324,14 @@ async fn a_supervisor_raises_a_waiting_callers_priority_and_withdraws_another() 
     let mut calls = Vec::new();
     for _ in 0..3 {
         let call = scene.call(30_000).await;
-        wait_waiting(&scene, support.id, &call.number, 5 * SECOND).await;
+        scene
+            .wait_waiting(support.id, &call.number, 5 * SECOND)
+            .await;
         calls.push(call);
     }
     let base = format!("/api/v1/tenants/{}", scene.centre.tenant);
-    let first = entry_of(&scene, support.id, &calls[0].number).await;
-    let last = entry_of(&scene, support.id, &calls[2].number).await;
+    let first = scene.entry_of(support.id, &calls[0].number).await;
+    let last = scene.entry_of(support.id, &calls[2].number).await;
     scene
         .centre
         .ok(
@@ -420,7 +369,7 @@ async fn a_supervisor_raises_a_waiting_callers_priority_and_withdraws_another() 
         [calls[2].number.clone(), calls[1].number.clone()],
         "priority 90 before the earlier caller"
     );
-    let withdrawn = record_of(&scene, &calls[0].number).await;
+    let withdrawn = scene.any_record(&calls[0].number).await;
     assert!(
         withdrawn["outcome"]
             == json!({"kind": "exited", "reason": "withdrawn: hung up after the prompt vm-goodbye"})
@@ -428,7 +377,7 @@ async fn a_supervisor_raises_a_waiting_callers_priority_and_withdraws_another() 
             && withdrawn["interventions"][0]["what"] == "withdrawn to a hang-up after vm-goodbye",
         "who withdrew it, in the record: {withdrawn}"
     );
-    let raised = record_of(&scene, &calls[2].number).await;
+    let raised = scene.any_record(&calls[2].number).await;
     assert!(
         raised["outcome"]["kind"] == "answered"
             && raised["interventions"][0]["what"] == "priority 90"

@@ -11,20 +11,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::scene::{Phone, Scene};
-use common::sipp::Behaviour;
+use common::scene::{answering, Phone, Scene};
 use serde_json::json;
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// A phone that answers after 200 ms and hangs up after a second of talk.
-const ANSWERS: Phone = Phone {
-    behaviour: Behaviour::Answers {
-        ring_ms: 200,
-        hold_ms: 1_000,
-    },
-    expires_s: 300,
-};
+/// A phone that answers after 200 ms and hangs up after 1 s.
+const ANSWERS: Phone = answering(1_000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_in_after_call_work_takes_no_other_queues_call_until_it_ends_it_with_a_disposition(

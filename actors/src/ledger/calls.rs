@@ -598,6 +598,12 @@ impl TenantState {
             .get(&record.id)
             .is_some_and(|e| e.state == EntryState::Waiting)
         {
+            if matches!(
+                record.outcome,
+                ActivityOutcome::Abandoned | ActivityOutcome::Lost { .. }
+            ) {
+                self.keep_place(&record.id, now_ms);
+            }
             self.abandon_entry(&record.id)?;
         }
         for user in holders {

@@ -61,6 +61,9 @@ pub struct QueueEntry {
     /// [`MAX_INTERVENTIONS`] kept.
     #[serde(default)]
     pub interventions: Vec<crate::model::activity::Intervention>,
+    /// The entry whose place it took (Q8: the caller called again).
+    #[serde(default)]
+    pub resumed_from: Option<String>,
 }
 
 /// Interventions kept per entry.
@@ -84,6 +87,9 @@ pub struct QueueEntries {
     entries: BTreeMap<String, QueueEntry>,
     waiting: BTreeMap<QueueId, BTreeSet<WaitKey>>,
     finished: VecDeque<String>,
+    /// Places kept for callers who left (Q8).
+    #[serde(default)]
+    places: super::resume::Places,
 }
 
 impl QueueEntries {
@@ -171,6 +177,7 @@ impl QueueEntries {
             self.finished.len() <= FINISHED_KEPT,
             "finished entries are bounded"
         );
+        self.places.check_invariants();
     }
 }
 
@@ -188,6 +195,7 @@ impl TenantState {
             .get(&queue)
             .ok_or_else(|| Refusal::not_found("queue"))?;
         let priority = priority.unwrap_or(config.spec.default_priority);
+        let rejoins = config.spec.rejoin_window_s.is_some();
         ensure(
             priority <= MAX_PRIORITY,
             RefusalCode::PriorityInvalid,
@@ -205,7 +213,7 @@ impl TenantState {
         )?;
         self.check_room(queue)?;
         self.entries.next_sequence += 1;
-        let record = QueueEntry {
+        let mut record = QueueEntry {
             entry: entry.clone(),
             queue,
             priority,
@@ -216,8 +224,52 @@ impl TenantState {
             call,
             withdrawal: None,
             interventions: Vec::new(),
+            resumed_from: None,
         };
+        // Q8: the same number back within the window takes its old place.
+        let caller = record.call.as_ref().map(|c| c.caller.clone());
+        if let Some(caller) = caller.filter(|c| rejoins && super::resume::resumable_caller(c)) {
+            if let Some(place) = self.entries.places.take(queue, &caller, now_ms) {
+                record.sequence = place.sequence;
+                record.priority = record.priority.max(place.priority);
+                record.resumed_from = Some(place.entry);
+            }
+        }
         Ok(self.place(record))
+    }
+
+    /// Q8: a caller leaving `entry` keeps its place for the queue's window.
+    pub(crate) fn keep_place(&mut self, entry: &str, now_ms: u64) {
+        let Some(e) = self
+            .entries
+            .get(entry)
+            .filter(|e| e.state == EntryState::Waiting)
+        else {
+            return;
+        };
+        let Some(window) = self
+            .queues
+            .get(&e.queue)
+            .and_then(|q| q.spec.rejoin_window_s)
+        else {
+            return;
+        };
+        let Some(caller) = e
+            .call
+            .as_ref()
+            .map(|c| c.caller.clone())
+            .filter(|c| super::resume::resumable_caller(c))
+        else {
+            return;
+        };
+        let place = super::resume::Place {
+            entry: entry.to_string(),
+            priority: e.priority,
+            sequence: e.sequence,
+            until_ms: now_ms + u64::from(window) * 1000,
+        };
+        let queue = e.queue;
+        self.entries.places.keep(queue, &caller, place, now_ms);
     }
 
     /// Q5: a queue with a maximum length takes no caller beyond it.

@@ -26,6 +26,7 @@ mod directory;
 mod entries;
 mod licences;
 mod queries;
+mod resume;
 mod sessions;
 mod tenant;
 mod users;

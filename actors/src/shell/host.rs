@@ -413,25 +413,24 @@ impl<S: Services> Host<S> {
     /// node that holds its dialog (every node sees the change; one acts).
     fn on_entries_by_user(&self, changed: &[(TenantId, String)]) {
         let node = self.services.node();
-        let found: Vec<ChangedEntry> =
-            self.services.consensus().read_local(|l| {
-                changed
-                    .iter()
-                    .filter_map(|(tenant, id)| {
-                        let e = l.tenant(*tenant)?.entry(id)?;
-                        let call = e.call.as_deref().zip(e.withdrawal.clone()).map(|(c, d)| {
-                            (
-                                CallRef {
-                                    node: c.node,
-                                    call: id.clone(),
-                                },
-                                d,
-                            )
-                        });
-                        Some((*tenant, e.queue, call))
-                    })
-                    .collect()
-            });
+        let found: Vec<ChangedEntry> = self.services.consensus().read_local(|l| {
+            changed
+                .iter()
+                .filter_map(|(tenant, id)| {
+                    let e = l.tenant(*tenant)?.entry(id)?;
+                    let call = e.call.as_deref().zip(e.withdrawal.clone()).map(|(c, d)| {
+                        (
+                            CallRef {
+                                node: c.node,
+                                call: id.clone(),
+                            },
+                            d,
+                        )
+                    });
+                    Some((*tenant, e.queue, call))
+                })
+                .collect()
+        });
         for (tenant, queue, call) in found {
             self.poke(&ActorKey::Queue { tenant, queue });
             if let Some((call, destination)) = call.filter(|(c, _)| c.node == node) {

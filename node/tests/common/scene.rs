@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tokio::time::Instant;
 
 use super::centre::{Agent, Centre, Queue};
 use super::rtp::{follow_callers, AgentMedia, CallerMedia};
@@ -23,6 +24,17 @@ pub struct Phone {
     pub behaviour: Behaviour,
     /// The Expires it asks for.
     pub expires_s: u32,
+}
+
+/// A phone that answers after 200 ms and hangs up after `hold_ms` of talk.
+pub const fn answering(hold_ms: u64) -> Phone {
+    Phone {
+        behaviour: Behaviour::Answers {
+            ring_ms: 200,
+            hold_ms,
+        },
+        expires_s: 300,
+    }
 }
 
 /// The demo, its Support queue and the agents of a test.
@@ -119,10 +131,16 @@ impl Scene {
     /// Places one call to `did`; the caller hangs up after `hold_ms` unless
     /// the other side does first.
     pub async fn call_to(&mut self, did: &str, hold_ms: u64) -> Placed {
+        let number = format!("+420778{:06}", self.calls);
+        self.call_from(did, &number, hold_ms).await
+    }
+
+    /// [`Self::call_to`] from the caller's `number`.
+    pub async fn call_from(&mut self, did: &str, number: &str, hold_ms: u64) -> Placed {
         let call = self.calls;
         self.calls += 1;
         let media = CallerMedia::bind(call, LIMIT).await;
-        let number = format!("+420778{call:06}");
+        let number = number.to_string();
         let calls = [Call {
             rtp_port: media.port,
             did: did.to_string(),
@@ -224,6 +242,56 @@ impl Scene {
                 (agent, s["result"].as_str().unwrap_or("").to_string())
             })
             .collect()
+    }
+
+    /// Waits until `number` waits in queue `queue`; the time it was seen there.
+    pub async fn wait_waiting(&self, queue: u64, number: &str, within: Duration) -> Instant {
+        let path = format!(
+            "/api/v1/tenants/{}/queues/{queue}/entries",
+            self.centre.tenant
+        );
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let entries = self.centre.ok("GET", &path, None).await;
+            let found = entries
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["call"]["caller"] == number));
+            if found {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{number} did not wait in queue {queue} within {within:?}\n{}",
+            self.centre.log()
+        );
+    }
+
+    /// The one record of the call from `number`, once the history serves it.
+    pub async fn any_record(&self, number: &str) -> Value {
+        for _ in 0..100 {
+            let records = self.centre.activities("", 1).await;
+            if let Some(r) = records.iter().find(|r| r["caller"] == number) {
+                return r.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no record of the call from {number} within 10 s");
+    }
+
+    /// The entry id of the call from `number` waiting in `queue`.
+    pub async fn entry_of(&self, queue: u64, number: &str) -> String {
+        let path = format!(
+            "/api/v1/tenants/{}/queues/{queue}/entries",
+            self.centre.tenant
+        );
+        let entries = self.centre.ok("GET", &path, None).await;
+        entries
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["call"]["caller"] == number))
+            .and_then(|e| e["entry"].as_str())
+            .unwrap_or_else(|| panic!("{number} waits in {queue}: {entries}"))
+            .to_string()
     }
 
     /// Waits until agent `n`'s session has no open activity (idle again,
