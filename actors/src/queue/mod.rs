@@ -156,6 +156,9 @@ pub struct QueueMachine {
     /// entries whose offers it changed (checked after it).
     touched: Vec<UserId>,
     touched_entries: Vec<String>,
+    /// The back-offs of the agents reported available, by when they end
+    /// (Q4): the tick finds the next one without reading every report.
+    backoffs: BTreeSet<(u64, UserId)>,
     /// Who the empty policies count (Q5).
     pool: Pool,
     /// Members that reported they are not in the queue.
@@ -198,6 +201,7 @@ impl QueueMachine {
             rng: StdRng::seed_from_u64(seed),
             touched: Vec::new(),
             touched_entries: Vec::new(),
+            backoffs: BTreeSet::new(),
             pool: Pool::default(),
             absent: BTreeSet::new(),
             turned_away: BTreeSet::new(),
@@ -222,6 +226,19 @@ impl QueueMachine {
             .unwrap_or_default();
         let rank = if statics.contains(&user) { 0 } else { 1u64 };
         u32::try_from((rank << 31) | (user.0 & 0x7fff_ffff)).unwrap_or(u32::MAX)
+    }
+
+    /// Files (or forgets) `user`'s report, and its back-off. O(log n).
+    fn set_report(&mut self, user: UserId, report: Option<AgentReport>) {
+        if let Some(old) = self.reports.remove(&user) {
+            self.backoffs.remove(&(old.not_before_ms, user));
+        }
+        if let Some(r) = report {
+            if r.member && r.available {
+                self.backoffs.insert((r.not_before_ms, user));
+            }
+            self.reports.insert(user, r);
+        }
     }
 
     /// What the empty policies know of `user` now.
@@ -294,6 +311,10 @@ impl QueueMachine {
     }
 
     fn on_snapshot(&mut self, now_ms: u64, s: QueueSnapshot, out: &mut Vec<QueueOutput>) {
+        self.index.set_required_skills(
+            s.spec.required_skills.iter().map(|r| r.skill).collect(),
+            routing::skill_steps(&s.spec),
+        );
         self.spec = Some(s.spec);
         self.timezone = s.timezone;
         // The hours may have changed: looked at again in this step.
@@ -334,7 +355,7 @@ impl QueueMachine {
             .copied()
             .collect::<Vec<_>>()
         {
-            self.reports.remove(&gone);
+            self.set_report(gone, None);
             self.drop_offers_of(gone);
             self.index.remove(gone);
             self.touched.push(gone);
@@ -415,10 +436,10 @@ impl QueueMachine {
                 if report.member {
                     self.members.insert(user);
                     self.absent.remove(&user);
-                    self.reports.insert(user, *report);
+                    self.set_report(user, Some(*report));
                 } else {
                     self.absent.insert(user);
-                    self.reports.remove(&user);
+                    self.set_report(user, None);
                 }
                 self.reindex(user);
             }
@@ -654,15 +675,16 @@ impl QueueMachine {
                 }
             }
         }
-        let touched_reports = self.touched.iter().filter_map(|u| self.reports.get(u));
-        let reports: Box<dyn Iterator<Item = &AgentReport>> = if full {
-            Box::new(self.reports.values())
+        if full {
+            // The soonest back-off still running, in O(log n).
+            if let Some((at, _)) = self.backoffs.range((now_ms + 1, UserId(0))..).next() {
+                consider(*at);
+            }
         } else {
-            Box::new(touched_reports)
-        };
-        for r in reports {
-            if r.member && r.available {
-                consider(r.not_before_ms);
+            for r in self.touched.iter().filter_map(|u| self.reports.get(u)) {
+                if r.member && r.available {
+                    consider(r.not_before_ms);
+                }
             }
         }
         // Callers still waiting (not all told to leave) follow the closing.
@@ -701,6 +723,16 @@ impl QueueMachine {
         }
         self.index.check_invariants();
         self.pool.check_invariants();
+        let backoffs: BTreeSet<(u64, UserId)> = self
+            .reports
+            .iter()
+            .filter(|(_, r)| r.member && r.available)
+            .map(|(u, r)| (r.not_before_ms, *u))
+            .collect();
+        assert_eq!(
+            backoffs, self.backoffs,
+            "the back-off index follows the reports"
+        );
         for id in &self.turned_away {
             assert!(self.waiting.contains(id), "a turned-away call still waits");
         }

@@ -24,6 +24,19 @@ pub(super) enum Ranking {
     TalkTime,
 }
 
+/// The skills-based key: levels summed over the required skills (higher
+/// first), then idle since (earlier first).
+type SkillKey = (std::cmp::Reverse<u32>, u64);
+
+/// A skill requirement in force: each skill with its minimum level.
+pub type Levels = Vec<(crate::model::SkillId, u8)>;
+
+fn meets(agent: &AgentInfo, levels: &Levels) -> bool {
+    levels
+        .iter()
+        .all(|(skill, level)| agent.skills.get(skill).copied().unwrap_or(0) >= *level)
+}
+
 /// The agents of one queue. Every change costs O(log n).
 #[derive(Debug, Clone, Default)]
 pub struct QueueIndex {
@@ -34,6 +47,13 @@ pub struct QueueIndex {
     by_last_offered: BTreeSet<(Option<u64>, UserId)>,
     by_calls: BTreeSet<(u64, UserId)>,
     by_talk_time: BTreeSet<(u64, UserId)>,
+    /// Skills-based ranking, one set per skill requirement the queue's
+    /// relaxation steps put in force: the agents that meet it, by
+    /// [`SkillKey`]. A call looks in the set of the levels in force for it
+    /// and skips only agents backed off (Q4).
+    skill_sets: Vec<(Levels, BTreeSet<(SkillKey, UserId)>)>,
+    /// The skills the skill key sums levels over (the queue's).
+    required: Vec<crate::model::SkillId>,
     /// Round-robin memory: the member-order position of the last agent
     /// chosen. A position, not an agent, so it survives that agent leaving.
     cursor: Option<(u32, UserId)>,
@@ -43,6 +63,59 @@ impl QueueIndex {
     /// An index with no agents and no round-robin memory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The skills the skill ranking sums levels over: the queue's required
+    /// skills. O(n log n) when they change (with the queue's settings),
+    /// nothing otherwise.
+    pub fn set_required_skills(&mut self, skills: Vec<crate::model::SkillId>, steps: Vec<Levels>) {
+        let current: Vec<&Levels> = self.skill_sets.iter().map(|(l, _)| l).collect();
+        if skills == self.required && steps.iter().collect::<Vec<_>>() == current {
+            return;
+        }
+        self.required = skills;
+        let sets = steps
+            .into_iter()
+            .map(|levels| {
+                let set = self
+                    .available()
+                    .filter(|agent| meets(agent, &levels))
+                    .map(|agent| (self.skill_key(agent), agent.user))
+                    .collect();
+                (levels, set)
+            })
+            .collect();
+        self.skill_sets = sets;
+    }
+
+    /// The best-skilled agent `admits` accepts among those meeting
+    /// `levels`; `None` when the index keeps no set for `levels` (the
+    /// caller scans instead). O(log n) plus the agents skipped.
+    pub(super) fn first_skilled(
+        &self,
+        levels: &Levels,
+        admits: impl Fn(&AgentInfo) -> bool,
+    ) -> Option<Option<UserId>> {
+        let (_, set) = self.skill_sets.iter().find(|(l, _)| l == levels)?;
+        Some(
+            set.iter()
+                .map(|(_, user)| *user)
+                .find(|user| admits(self.agent(*user))),
+        )
+    }
+
+    /// The skills the skill ranking sums over.
+    pub fn required_skills(&self) -> &[crate::model::SkillId] {
+        &self.required
+    }
+
+    fn skill_key(&self, agent: &AgentInfo) -> SkillKey {
+        let levels: u32 = self
+            .required
+            .iter()
+            .map(|s| u32::from(agent.skills.get(s).copied().unwrap_or(0)))
+            .sum();
+        (std::cmp::Reverse(levels), agent.idle_since_ms)
     }
 
     /// Adds `agent` or replaces the entry with its `user`; returns the
@@ -57,6 +130,12 @@ impl QueueIndex {
             self.by_last_offered.insert((agent.last_offered_ms, user));
             self.by_calls.insert((agent.calls_taken, user));
             self.by_talk_time.insert((agent.talk_time_ms, user));
+            let key = (self.skill_key(&agent), user);
+            for (levels, set) in &mut self.skill_sets {
+                if meets(&agent, levels) {
+                    set.insert(key);
+                }
+            }
         }
         self.agents.insert(agent.user, agent);
         previous
@@ -73,6 +152,10 @@ impl QueueIndex {
             self.by_last_offered.remove(&(agent.last_offered_ms, user));
             self.by_calls.remove(&(agent.calls_taken, user));
             self.by_talk_time.remove(&(agent.talk_time_ms, user));
+            let key = (self.skill_key(&agent), user);
+            for (_, set) in &mut self.skill_sets {
+                set.remove(&key);
+            }
         }
         Some(agent)
     }
@@ -177,6 +260,17 @@ impl QueueIndex {
             self.by_talk_time.contains(&(agent.talk_time_ms, user)),
             "talk-time key of {user} is current"
         );
+        for (levels, set) in &self.skill_sets {
+            assert_eq!(
+                set.contains(&(self.skill_key(agent), user)),
+                meets(agent, levels),
+                "the skill sets of {user} are current"
+            );
+            assert!(
+                set.len() <= self.available.len(),
+                "skill sets hold available agents"
+            );
+        }
     }
 
     /// Asserts the whole index invariant (see the module documentation).

@@ -149,6 +149,25 @@ pub fn required_level(
         })
 }
 
+/// The skill requirements a queue's relaxation steps put in force (Q2), from
+/// its first to its last step, without repeats: what a queue index keeps
+/// its skills-based sets for.
+pub fn skill_steps(spec: &QueueSpec) -> Vec<index::Levels> {
+    let mut steps: Vec<index::Levels> = Vec::new();
+    let at = std::iter::once(0).chain(spec.relaxations.iter().map(|r| u64::from(r.after_s) * 1000));
+    for waited_ms in at {
+        let levels: index::Levels = spec
+            .required_skills
+            .iter()
+            .filter_map(|r| required_level(spec, r, waited_ms).map(|level| (r.skill, level)))
+            .collect();
+        if !steps.contains(&levels) {
+            steps.push(levels);
+        }
+    }
+    steps
+}
+
 /// Q3 service order inside one queue: higher priority first, then earlier
 /// sequence, then (only for equal sequences, which the ledger never
 /// assigns) the entry id, so the order is total.

@@ -88,8 +88,16 @@ fn weighted(
 
 /// The eligible agent with the highest sum of levels in the required skills
 /// (missing skills count 0), then the longest idle, then the lowest
-/// `UserId`. Q2's penalty/tier is not modelled: `AgentInfo` has none.
+/// `UserId`. Q2's penalty/tier is not modelled: `AgentInfo` has none. An
+/// index that ranks by the queue's skills answers in O(log n) (plus the
+/// agents it skips as ineligible); any other is scanned.
 fn best_skilled(spec: &QueueSpec, index: &QueueIndex, filter: &Eligibility) -> Option<UserId> {
+    let required: Vec<_> = spec.required_skills.iter().map(|r| r.skill).collect();
+    if index.required_skills() == required.as_slice() {
+        if let Some(found) = index.first_skilled(&filter.levels, |agent| filter.admits(agent)) {
+            return found;
+        }
+    }
     eligible(index, filter)
         .min_by_key(|agent| {
             let levels: u32 = spec

@@ -165,6 +165,12 @@ fn check_choose(
     seed: u64,
 ) {
     let mut index = QueueIndex::new();
+    // The skill ranking set before the changes, after them (a rebuild), or
+    // never (skills-based routing scans): all three agree with the model.
+    let required: Vec<SkillId> = spec.required_skills.iter().map(|r| r.skill).collect();
+    if seed.is_multiple_of(3) {
+        index.set_required_skills(required.clone(), skill_steps(spec));
+    }
     let mut agents: BTreeMap<u64, AgentInfo> = BTreeMap::new();
     let mut cursor: Option<(u32, UserId)> = None;
     for change in changes {
@@ -183,6 +189,10 @@ fn check_choose(
                 cursor = known.or(cursor);
             }
         }
+        index.check_invariants();
+    }
+    if seed % 3 == 1 {
+        index.set_required_skills(required, skill_steps(spec));
         index.check_invariants();
     }
     assert_eq!(index.len(), agents.len());
