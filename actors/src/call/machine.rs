@@ -25,7 +25,7 @@ use crate::messages::{
     Address, AgentMsg, CallMsg, CallRef, EdgeRequest, EntryInfo, Envelope, LegNotice, LegRef,
     LegRequest, Message, QueueMsg,
 };
-use crate::model::activity::{ActivityOutcome, ActivityRecord, Direction, OfferEnd, Segment};
+use crate::model::activity::{OfferEnd, Segment};
 use crate::model::queue::{AnswerMode, ExitReason};
 use crate::model::{DeviceId, QueueId, UserId};
 
@@ -45,10 +45,10 @@ pub(super) enum Phase {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fork {
-    agent: UserId,
-    device: DeviceId,
-    live: bool,
+pub(super) struct Fork {
+    pub(super) agent: UserId,
+    pub(super) device: DeviceId,
+    pub(super) live: bool,
 }
 
 /// The call machine.
@@ -56,47 +56,33 @@ struct Fork {
 pub struct CallMachine {
     pub(super) setup: CallSetup,
     pub(super) phase: Phase,
-    caller_answer: Option<String>,
-    agent_offer: Option<String>,
+    pub(super) caller_answer: Option<String>,
+    pub(super) agent_offer: Option<String>,
     pub(super) caller_answered: bool,
     pub(super) caller_live: bool,
     /// When the call entered its current queue.
     pub(super) enqueued_at_ms: Option<u64>,
     /// When it entered its first queue (its waiting time starts there).
     pub(super) first_enqueued_at_ms: Option<u64>,
-    entry_sequence: u64,
-    priority: u32,
+    pub(super) entry_sequence: u64,
+    pub(super) priority: u32,
     /// When the last enqueue was asked of the ledger.
-    enqueue_asked_ms: u64,
-    forks: BTreeMap<LegRef, Fork>,
+    pub(super) enqueue_asked_ms: u64,
+    pub(super) forks: BTreeMap<LegRef, Fork>,
     /// Agents offered and since when.
-    offers: BTreeMap<UserId, u64>,
-    winner: Option<(UserId, LegRef)>,
-    connected_at_ms: Option<u64>,
+    pub(super) offers: BTreeMap<UserId, u64>,
+    pub(super) winner: Option<(UserId, LegRef)>,
+    pub(super) connected_at_ms: Option<u64>,
     /// Segments closed so far (queues left, offers ended).
     pub(super) segments: Vec<Segment>,
-    closing_asked: bool,
-    refusal: Option<(u16, String)>,
-    bridge_failed: bool,
-    answered_at_ms: Option<u64>,
+    pub(super) closing_asked: bool,
+    pub(super) refusal: Option<(u16, String)>,
+    pub(super) bridge_failed: bool,
+    pub(super) answered_at_ms: Option<u64>,
     /// The music on hold last asked of the relay.
-    music: Option<String>,
+    pub(super) music: Option<String>,
     /// The queue exits' bookkeeping (Q5).
     pub(super) exits: super::exit::Exits,
-}
-
-fn fork_end(notice: &LegNotice) -> OfferEnd {
-    match notice {
-        LegNotice::Ended { reason, status } => match (reason.as_str(), status) {
-            ("rejected", Some(486 | 600)) => OfferEnd::Busy,
-            ("rejected", Some(603)) => OfferEnd::Rejected,
-            ("rejected", Some(408 | 480 | 487)) => OfferEnd::NoAnswer,
-            ("local_hangup", _) => OfferEnd::Cancelled,
-            ("transport_failed", _) => OfferEnd::Unreachable,
-            _ => OfferEnd::Failed,
-        },
-        _ => OfferEnd::Failed,
-    }
 }
 
 impl CallMachine {
@@ -128,21 +114,21 @@ impl CallMachine {
         }
     }
 
-    fn me(&self) -> CallRef {
+    pub(super) fn me(&self) -> CallRef {
         CallRef {
             node: self.setup.node,
             call: self.setup.call.clone(),
         }
     }
 
-    fn caller_leg(&self) -> LegRef {
+    pub(super) fn caller_leg(&self) -> LegRef {
         LegRef {
             node: self.setup.node,
             leg: self.setup.leg,
         }
     }
 
-    fn edge_leg(&self, request: LegRequest, out: &mut Vec<CallOutput>) {
+    pub(super) fn edge_leg(&self, request: LegRequest, out: &mut Vec<CallOutput>) {
         out.push(CallOutput::Edge {
             node: self.setup.node,
             request: EdgeRequest::Leg(Box::new(request)),
@@ -501,68 +487,6 @@ impl CallMachine {
         }
     }
 
-    pub(super) fn close_offer(&mut self, agent: UserId, result: OfferEnd, now_ms: u64) {
-        if let Some(from_ms) = self.offers.remove(&agent) {
-            self.segments.push(Segment::Offer {
-                agent,
-                from_ms,
-                to_ms: now_ms,
-                result,
-            });
-        }
-    }
-
-    /// Hangs up every fork still up.
-    fn hang_up_forks(&mut self, out: &mut Vec<CallOutput>) {
-        let live: Vec<LegRef> = self
-            .forks
-            .iter()
-            .filter(|(_, f)| f.live)
-            .map(|(l, _)| *l)
-            .collect();
-        for leg in live {
-            self.hang_up_fork(leg, out);
-        }
-    }
-
-    /// Stops every offer of the call: forks hung up, agents told (it
-    /// leaves its queue for an exit).
-    pub(super) fn cancel_offers(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
-        self.hang_up_forks(out);
-        self.cancel_offered(now_ms, None, out);
-    }
-
-    /// Closes every open offer as cancelled and tells its agent, but
-    /// `keep`'s (the agent connected to the call).
-    fn cancel_offered(&mut self, now_ms: u64, keep: Option<UserId>, out: &mut Vec<CallOutput>) {
-        let offered: Vec<UserId> = self.offers.keys().copied().collect();
-        for agent in offered {
-            self.close_offer(agent, OfferEnd::Cancelled, now_ms);
-            if Some(agent) != keep {
-                self.send(
-                    Address::agent(self.setup.tenant, agent),
-                    Message::Agent(AgentMsg::CallEnded {
-                        entry: self.setup.call.clone(),
-                        end: Some(OfferEnd::Cancelled),
-                    }),
-                    out,
-                );
-            }
-        }
-    }
-
-    fn hang_up_fork(&mut self, leg: LegRef, out: &mut Vec<CallOutput>) {
-        if let Some(f) = self.forks.get_mut(&leg) {
-            if f.live {
-                f.live = false;
-                out.push(CallOutput::Edge {
-                    node: leg.node,
-                    request: EdgeRequest::Hangup { leg: leg.leg },
-                });
-            }
-        }
-    }
-
     fn on_message(&mut self, now_ms: u64, message: CallMsg, out: &mut Vec<CallOutput>) {
         match message {
             CallMsg::Offered { agent } => {
@@ -625,233 +549,6 @@ impl CallMachine {
             }
             CallMsg::Timer { timer } => self.on_timer(now_ms, timer, out),
         }
-    }
-
-    fn on_fork(&mut self, now_ms: u64, leg: LegRef, event: LegNotice, out: &mut Vec<CallOutput>) {
-        let Some(fork) = self.forks.get(&leg).cloned() else {
-            return;
-        };
-        match event {
-            LegNotice::Answered { sdp } => {
-                if self.winner.is_some() || self.phase != Phase::Waiting || !fork.live {
-                    // A second answer (ring-all), or too late: BYE it.
-                    if let Some(f) = self.forks.get_mut(&leg) {
-                        f.live = true;
-                    }
-                    self.hang_up_fork(leg, out);
-                    return;
-                }
-                self.winner = Some((fork.agent, leg));
-                self.answered_at_ms = Some(now_ms);
-                self.phase = Phase::Connecting;
-                let others: Vec<LegRef> = self
-                    .forks
-                    .iter()
-                    .filter(|(l, f)| **l != leg && f.live)
-                    .map(|(l, _)| *l)
-                    .collect();
-                for other in others {
-                    self.hang_up_fork(other, out);
-                }
-                out.push(CallOutput::Media {
-                    step: MediaStep::AgentAnswer,
-                    request: MediaRequest::SetLeg {
-                        leg: AGENT_LEG,
-                        remote_sdp: sdp,
-                    },
-                });
-                out.push(CallOutput::Media {
-                    step: MediaStep::StopMusic,
-                    request: MediaRequest::StopPlay { leg: CALLER_LEG },
-                });
-                if !self.caller_answered {
-                    self.caller_answered = true;
-                    let sdp = self.caller_answer.clone().unwrap_or_default();
-                    self.edge_leg(
-                        LegRequest::Answer {
-                            leg: self.setup.leg,
-                            sdp,
-                        },
-                        out,
-                    );
-                }
-                out.push(CallOutput::Ledger {
-                    op: CallOp::Connect {
-                        agent: fork.agent,
-                        leg,
-                    },
-                    command: Box::new(Command::ConnectCall {
-                        tenant: self.setup.tenant,
-                        entry: self.setup.call.clone(),
-                        user: fork.agent,
-                    }),
-                });
-            }
-            LegNotice::Ended { .. } => {
-                if let Some(f) = self.forks.get_mut(&leg) {
-                    f.live = false;
-                }
-                if self.winner.map(|(_, l)| l) == Some(leg) {
-                    match self.phase {
-                        Phase::Connected => self.finish(now_ms, out),
-                        // Finished when the connection's answer comes.
-                        Phase::Connecting => {}
-                        _ => {}
-                    }
-                    return;
-                }
-                if self.offers.contains_key(&fork.agent) && self.phase == Phase::Waiting {
-                    self.send(
-                        Address::agent(self.setup.tenant, fork.agent),
-                        Message::Agent(AgentMsg::ForkEnded {
-                            entry: self.setup.call.clone(),
-                            device: fork.device,
-                            end: fork_end(&event),
-                        }),
-                        out,
-                    );
-                }
-            }
-            LegNotice::Progress { .. } | LegNotice::Confirmed | LegNotice::Info { .. } => {}
-        }
-    }
-
-    /// Ends the call: every leg down, the ledger told once.
-    pub(super) fn finish(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
-        if self.closing_asked {
-            return;
-        }
-        self.closing_asked = true;
-        self.phase = Phase::Ending;
-        self.hang_up_forks(out);
-        if self.caller_live {
-            self.caller_live = false;
-            let refusal = self.refusal.clone().or_else(|| self.exits.refusal());
-            match refusal {
-                Some((status, reason)) if !self.caller_answered => self.edge_leg(
-                    LegRequest::Reject {
-                        leg: self.setup.leg,
-                        status,
-                        reason,
-                    },
-                    out,
-                ),
-                _ => out.push(CallOutput::Edge {
-                    node: self.setup.node,
-                    request: EdgeRequest::Hangup {
-                        leg: self.setup.leg,
-                    },
-                }),
-            }
-        }
-        let connected = self.connected_at_ms.and(self.winner.map(|(a, _)| a));
-        self.cancel_offered(now_ms, connected, out);
-        let record = self.record(now_ms, connected);
-        match connected {
-            Some(agent) => {
-                out.push(CallOutput::Ledger {
-                    op: CallOp::EndCall { agent },
-                    command: Box::new(Command::EndCall {
-                        tenant: self.setup.tenant,
-                        entry: self.setup.call.clone(),
-                        user: agent,
-                        record: Box::new(record),
-                    }),
-                });
-                self.send(
-                    Address::agent(self.setup.tenant, agent),
-                    Message::Agent(AgentMsg::CallEnded {
-                        entry: self.setup.call.clone(),
-                        end: None,
-                    }),
-                    out,
-                );
-            }
-            None => {
-                if self.enqueued_at_ms.is_some() && self.exits.reason.is_none() {
-                    self.send(
-                        Address::queue(self.setup.tenant, self.setup.queue),
-                        Message::Queue(QueueMsg::Gone {
-                            entry: self.setup.call.clone(),
-                        }),
-                        out,
-                    );
-                }
-                out.push(CallOutput::Ledger {
-                    op: CallOp::Close,
-                    command: Box::new(Command::CloseActivity {
-                        tenant: self.setup.tenant,
-                        record: Box::new(record),
-                    }),
-                });
-            }
-        }
-    }
-
-    fn record(&self, now_ms: u64, agent: Option<UserId>) -> ActivityRecord {
-        let mut segments = self.segments.clone();
-        if let (Some(from_ms), false) = (self.enqueued_at_ms, self.exits.left_current) {
-            segments.push(Segment::Queue {
-                queue: self.setup.queue,
-                from_ms,
-                to_ms: self.connected_at_ms.unwrap_or(now_ms),
-                reason: if self.connected_at_ms.is_some() {
-                    "answered".into()
-                } else {
-                    "abandoned".into()
-                },
-            });
-        }
-        if let (Some(agent), Some(from_ms)) = (agent, self.connected_at_ms) {
-            segments.push(Segment::Agent {
-                agent,
-                from_ms,
-                to_ms: now_ms,
-            });
-        }
-        // Chronological; a queue's segment before the offers it made.
-        segments.sort_by_key(|s| match s {
-            Segment::Queue { from_ms, .. } => (*from_ms, 0),
-            Segment::Offer { from_ms, .. } => (*from_ms, 1),
-            Segment::Agent { from_ms, .. } => (*from_ms, 2),
-            Segment::WrapUp { from_ms, .. } => (*from_ms, 3),
-        });
-        let outcome = match (&self.refusal, agent) {
-            (_, Some(_)) => ActivityOutcome::Answered,
-            (None, None) if self.exits.reason.is_some() => ActivityOutcome::Exited {
-                reason: self.exits.describe(),
-            },
-            (Some((status, reason)), None) => ActivityOutcome::Refused {
-                status: *status,
-                reason: reason.clone(),
-            },
-            (None, None) => ActivityOutcome::Abandoned,
-        };
-        let mut record = ActivityRecord {
-            disposition: None,
-            interventions: Vec::new(),
-            id: self.setup.call.clone(),
-            direction: Direction::Inbound,
-            queue: Some(self.setup.queue),
-            agent,
-            caller: self.setup.caller.clone(),
-            called: self.setup.called.clone(),
-            started_at_ms: self.setup.arrived_at_ms,
-            connected_at_ms: self.connected_at_ms,
-            ended_at_ms: now_ms,
-            closed_at_ms: now_ms,
-            waiting_ms: 0,
-            interaction_ms: 0,
-            processing_ms: 0,
-            outcome,
-            segments,
-            node: self.setup.node,
-        };
-        record.compute_times(
-            self.first_enqueued_at_ms
-                .unwrap_or(self.setup.arrived_at_ms),
-        );
-        record
     }
 
     /// The agent that was connected, if any.

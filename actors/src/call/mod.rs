@@ -1,7 +1,9 @@
 //! The call actor of an inbound queue call: [`machine`] (sans-IO) with its
 //! [`io`] and its queue [`exit`]s; its ractor shell is in `crate::shell`.
 
+mod ending;
 pub mod exit;
+mod forks;
 pub mod io;
 pub mod machine;
 

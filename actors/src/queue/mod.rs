@@ -35,8 +35,10 @@ use crate::model::queue::{ClosingRule, EmptyPolicy, ExitReason, QueueSpec, Strat
 use crate::model::{QueueId, TenantId, UserId};
 use crate::routing::{self, AgentInfo, Choice, QueueIndex, WaitingCall};
 
+mod policies;
 mod pool;
 mod tables;
+mod ticks;
 use pool::{Known, Pool};
 use tables::{Offers, Waiting};
 
@@ -536,179 +538,11 @@ impl QueueMachine {
         self.arm_tick(now_ms, &spec, out);
     }
 
-    /// Tells a waiting call to leave (Q5); it is offered no more.
-    fn turn_away(&mut self, entry: &EntryInfo, reason: ExitReason, out: &mut Vec<QueueOutput>) {
-        if self.turned_away.insert(entry.entry.clone()) {
-            out.push(QueueOutput::Send(Envelope {
-                to: Address::Call {
-                    call: entry.call_ref(),
-                },
-                message: Message::Call(CallMsg::Exit {
-                    queue: self.queue,
-                    reason,
-                }),
-                hops: 0,
-            }));
-        }
-    }
-
-    /// Q9: once the opening state flips, callers waiting at closing time
-    /// follow the queue's rule (`leave`: to the closed destination).
-    fn follow_hours(&mut self, now_ms: u64, out: &mut Vec<QueueOutput>) {
-        let Some(spec) = self.spec.as_ref() else {
-            return;
-        };
-        if self.hours_change_ms.is_none_or(|at| now_ms < at) {
-            return;
-        }
-        let opening = hours::opening(spec, now_ms, &self.timezone);
-        self.hours_change_ms = opening.next_change_ms;
-        if opening.open || spec.at_closing != ClosingRule::Leave {
-            return;
-        }
-        self.turn_away_all(ExitReason::Closed, out);
-    }
-
-    /// The leave policy (Q5): when the step left the queue without the
-    /// agents it needs, every waiting call that no agent is ringing for is
-    /// told to leave. O(waiting), once per time the queue empties.
-    fn turn_away_when_emptied(&mut self, out: &mut Vec<QueueOutput>) {
-        let policy = self
-            .spec
-            .as_ref()
-            .map_or(EmptyPolicy::Always, |s| s.leave_when_empty);
-        let empty = self.pool.empty(policy);
-        let emptied = empty && !self.was_empty;
-        self.was_empty = empty;
-        if !emptied {
-            return;
-        }
-        self.turn_away_all(ExitReason::Emptied, out);
-    }
-
-    /// Tells every waiting call that no agent is ringing for to leave.
-    /// O(waiting).
-    fn turn_away_all(&mut self, reason: ExitReason, out: &mut Vec<QueueOutput>) {
-        let leaving: Vec<EntryInfo> = self
-            .waiting
-            .values()
-            .filter(|e| !self.offers.has_entry(&e.entry) && !self.closing.contains(&e.entry))
-            .cloned()
-            .collect();
-        for entry in leaving {
-            self.turn_away(&entry, reason, out);
-        }
-    }
-
     /// Forgets every offer `agent` holds from this queue.
     fn drop_offers_of(&mut self, agent: UserId) {
         self.pending.remove(&agent);
         self.offers.remove_agent(agent);
         self.touched.push(agent);
-    }
-
-    /// How long an offer may stay unanswered by its agent actor before the
-    /// queue stops waiting for its `OfferEnded` (an agent actor that moved
-    /// to another node with the offer in flight): the ring timeout and a
-    /// margin for the ledger round trips.
-    fn offer_deadline_ms(&self) -> u64 {
-        let ring_s = self
-            .spec
-            .as_ref()
-            .map_or(60, |s| u64::from(s.ring_timeout_s));
-        ring_s * 1000 + OFFER_GRACE_MS
-    }
-
-    fn expire_offers(&mut self, now_ms: u64) {
-        let deadline = self.offer_deadline_ms();
-        let stale: Vec<UserId> = self
-            .offers
-            .iter()
-            .filter(|(_, _, sent)| now_ms >= *sent + deadline)
-            .map(|(_, u, _)| u)
-            .collect();
-        for agent in stale {
-            tracing::warn!(
-                queue = self.queue.0,
-                agent = agent.0,
-                "an offer was never ended by its agent; the caller is offered again"
-            );
-            self.drop_offers_of(agent);
-            self.reindex(agent);
-        }
-    }
-
-    /// Wakes the machine when a relaxation step or a back-off ends while
-    /// calls wait (routing may then find an agent it could not before), and
-    /// when an offer outlives its deadline.
-    fn arm_tick(&mut self, now_ms: u64, spec: &QueueSpec, out: &mut Vec<QueueOutput>) {
-        if self.waiting.is_empty() {
-            // Nothing to wake for; what this step changed is not looked at,
-            // so the next arming looks at everything.
-            self.tick_stale = true;
-            return;
-        }
-        let mut next: Option<u64> = None;
-        let mut consider = |at: u64| {
-            if at > now_ms {
-                next = Some(next.map_or(at, |n| n.min(at)));
-            }
-        };
-        // With a tick armed, every time it was armed from is still due no
-        // earlier than it: only what this step changed (entries, agents'
-        // reports, offers sent now) can need an earlier one. Without one
-        // (at start, after it fired) everything counts.
-        let full = self.next_tick_ms.is_none() || std::mem::take(&mut self.tick_stale);
-        let touched_entries = self
-            .touched_entries
-            .iter()
-            .filter_map(|id| self.waiting.get(id));
-        let entries: Box<dyn Iterator<Item = &EntryInfo>> = if full {
-            Box::new(self.waiting.values())
-        } else {
-            Box::new(touched_entries)
-        };
-        if !spec.relaxations.is_empty() {
-            for e in entries {
-                for step in &spec.relaxations {
-                    consider(e.enqueued_at_ms + u64::from(step.after_s) * 1000);
-                }
-            }
-        }
-        if full {
-            // The soonest back-off still running, in O(log n).
-            if let Some((at, _)) = self.backoffs.range((now_ms + 1, UserId(0))..).next() {
-                consider(*at);
-            }
-        } else {
-            for r in self.touched.iter().filter_map(|u| self.reports.get(u)) {
-                if r.member && r.available {
-                    consider(r.not_before_ms);
-                }
-            }
-        }
-        // Callers still waiting (not all told to leave) follow the closing.
-        if spec.at_closing == ClosingRule::Leave && self.waiting.len() > self.turned_away.len() {
-            if let Some(at) = self.hours_change_ms {
-                consider(at);
-            }
-        }
-        let deadline = self.offer_deadline_ms();
-        if full {
-            for (_, _, sent) in self.offers.iter() {
-                consider(sent + deadline);
-            }
-        } else if !self.touched_entries.is_empty() && self.offers.entry_count() > 0 {
-            consider(now_ms + deadline);
-        }
-        if let Some(at) = next {
-            if self.next_tick_ms.is_none_or(|t| at < t) {
-                self.next_tick_ms = Some(at);
-                out.push(QueueOutput::Tick {
-                    after_ms: at - now_ms,
-                });
-            }
-        }
     }
 
     /// Panics if the machine's state is inconsistent (a bug here). O(agents).
