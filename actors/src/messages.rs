@@ -161,6 +161,12 @@ pub enum QueueMsg {
         /// The agent.
         agent: UserId,
     },
+    /// A waiting call asks its place, to announce it (Q6); answered with
+    /// [`CallMsg::Place`].
+    Where {
+        /// The entry.
+        entry: String,
+    },
     /// Timer: look again (relaxation steps, back-offs ending).
     Tick,
     /// Resynchronise with the ledger (the node saw a change).
@@ -315,6 +321,13 @@ pub enum CallMsg {
         queue: QueueId,
         /// Why.
         reason: crate::model::queue::ExitReason,
+    },
+    /// The caller's place in its queue (Q6).
+    Place {
+        /// 1: next.
+        position: Option<u32>,
+        /// The queue's estimate of the wait left, seconds.
+        estimated_wait_s: Option<u32>,
     },
     /// A user sent the waiting caller elsewhere (S2).
     Withdraw {

@@ -62,6 +62,19 @@ impl G711Law {
         samples.iter().map(|s| self.encode_sample(*s)).collect()
     }
 
+    /// Encodes samples as the 20 ms frames (160 codes) a relay sends them
+    /// in, the last one padded with silence.
+    pub fn frames(self, samples: &[i16]) -> Vec<Vec<u8>> {
+        samples
+            .chunks(160)
+            .map(|chunk| {
+                let mut frame = self.encode(chunk);
+                frame.resize(160, self.silence_code());
+                frame
+            })
+            .collect()
+    }
+
     /// Decodes a block of codes.
     pub fn decode(self, codes: &[u8]) -> Vec<i16> {
         codes.iter().map(|c| self.decode_sample(*c)).collect()

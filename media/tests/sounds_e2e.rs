@@ -38,14 +38,7 @@ fn samples_of(path: &str) -> Vec<i16> {
 /// The 20 ms frames a playout of `samples` sends in `law`: 160 codes each, the last one
 /// completed with silence.
 fn frames(samples: &[i16], law: G711Law) -> Vec<Vec<u8>> {
-    samples
-        .chunks(160)
-        .map(|chunk| {
-            let mut frame = law.encode(chunk);
-            frame.resize(160, law.silence_code());
-            frame
-        })
-        .collect()
+    law.frames(samples)
 }
 
 /// An SDP offer preferring `law` (the other law second, so the peer's PCMU is valid on

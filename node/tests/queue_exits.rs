@@ -385,3 +385,66 @@ async fn a_supervisor_raises_a_waiting_callers_priority_and_withdraws_another() 
         "{raised}"
     );
 }
+
+/// The PCMU frames of a Debian sound file (canonical 44-byte WAV header,
+/// 8 kHz 16-bit mono), as the relay plays it.
+fn prompt_frames(name: &str) -> Vec<Vec<u8>> {
+    let path = format!("/usr/share/asterisk/sounds/en_US_f_Allison/{name}.wav");
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (scripts/install-deps.sh)"));
+    let samples: Vec<i16> = bytes[44..]
+        .chunks_exact(2)
+        .map(|p| i16::from_le_bytes([p[0], p[1]]))
+        .collect();
+    carillon_media::g711::G711Law::MuLaw.frames(&samples)
+}
+
+/// Where `prompt` starts in `received` as a run of whole frames, if it does.
+fn played_at(received: &[Vec<u8>], prompt: &[Vec<u8>]) -> Option<usize> {
+    (0..received.len().saturating_sub(prompt.len()) + 1)
+        .find(|i| received[*i..].starts_with(prompt))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_hears_its_position_then_the_periodic_announcement() {
+    let mut scene = Scene::new(
+        &[],
+        |spec| {
+            spec.insert("announce_position".into(), json!(true));
+            spec.insert(
+                "periodic_announcement".into(),
+                json!({"prompt": "queue-periodic-announce", "every_s": 5}),
+            );
+        },
+        0,
+    )
+    .await;
+    // 5 s of music, "you are next" (5.4 s), the periodic prompt (7.8 s),
+    // then music again.
+    let mut call = scene.call(21_000).await;
+    call.finish(40 * SECOND).await;
+    let received = call.media[&call.port].audio();
+    let next = prompt_frames("queue-youarenext");
+    let periodic = prompt_frames("queue-periodic-announce");
+    let heard_next = played_at(&received, &next);
+    let heard_periodic = played_at(&received, &periodic);
+    assert!(
+        heard_next.is_some() && heard_periodic.is_some(),
+        "the caller heard 'you are next' ({:?}) and the periodic announcement ({:?}) \
+         sample-exact among {} frames",
+        heard_next,
+        heard_periodic,
+        received.len()
+    );
+    let (n, p) = (heard_next.unwrap_or(0), heard_periodic.unwrap_or(0));
+    assert_eq!(p, n + next.len(), "one right after the other");
+    // About 5 s of music first (the cycle), then the announcement.
+    assert!(
+        (200..=300).contains(&n),
+        "the announcement came after one cycle of 5 s: frame {n}"
+    );
+    assert!(
+        received.len() > p + periodic.len() + 25,
+        "music again after the announcement"
+    );
+}

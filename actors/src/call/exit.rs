@@ -88,6 +88,13 @@ fn timer_id(generation: u64, kind: u64) -> u64 {
     (generation << 4) | kind
 }
 
+impl CallMachine {
+    /// A timer of the current queue (`kind` below 16).
+    pub(super) fn timer_id(&self, kind: u64) -> u64 {
+        timer_id(self.exits.generation, kind)
+    }
+}
+
 fn count(events: &[super::MediaEvent], kind: &str) -> usize {
     events
         .iter()
@@ -127,6 +134,7 @@ impl CallMachine {
         if spec.exit_dtmf_key.is_some() {
             self.poll_later(out);
         }
+        self.arm_announcement(out);
     }
 
     fn poll_later(&self, out: &mut Vec<CallOutput>) {
@@ -142,6 +150,8 @@ impl CallMachine {
         }
         match timer & 0xf {
             TIMER_MAX_WAIT | TIMER_OVERFLOW => self.exit_if_due(now_ms, out),
+            super::announce::TIMER_ANNOUNCE => self.announcement_due(now_ms, out),
+            super::announce::TIMER_ANNOUNCE_POLL => self.announcement_poll(out),
             TIMER_POLL if matches!(self.phase, Phase::Waiting | Phase::Leaving) => {
                 out.push(CallOutput::Media {
                     step: MediaStep::Events,
@@ -186,6 +196,8 @@ impl CallMachine {
             Phase::Enqueuing if reason == ExitReason::QueueFull => false,
             _ => return, // connecting, moving, leaving or ended: too late
         };
+        // The exit's own prompt or the next queue's music follows.
+        self.end_announcement(out);
         if entered {
             self.cancel_offers(now_ms, out);
             self.send(

@@ -14,7 +14,7 @@ use crate::model::{DeviceId, QueueId, Refusal, RefusalCode, UserId};
 
 const OVERFLOW: QueueId = QueueId(25);
 
-fn spec(json: serde_json::Value) -> QueueSpec {
+pub(super) fn spec(json: serde_json::Value) -> QueueSpec {
     serde_json::from_value(json).expect("a valid queue spec")
 }
 
@@ -50,7 +50,7 @@ fn asking_to_enqueue(queue_spec: &QueueSpec) -> CallMachine {
 
 /// A call of a queue with `queue_spec` up to its enqueue, answered by the
 /// ledger at 1_010 with what the machine then did.
-fn waiting(queue_spec: &QueueSpec) -> (CallMachine, Vec<String>) {
+pub(super) fn waiting(queue_spec: &QueueSpec) -> (CallMachine, Vec<String>) {
     let mut m = asking_to_enqueue(queue_spec);
     let out = feed(
         &mut m,
@@ -74,7 +74,7 @@ fn caller_hangs_up() -> CallInput {
     })
 }
 
-fn timer(generation: u64, kind: u64) -> CallInput {
+pub(super) fn timer(generation: u64, kind: u64) -> CallInput {
     CallInput::Message(CallMsg::Timer {
         timer: (generation << 4) | kind,
     })
@@ -96,7 +96,7 @@ fn events(list: &[(&str, Option<&str>)]) -> CallInput {
 }
 
 /// The record the last output of `out` closes the activity with.
-fn closed(out: &[CallOutput]) -> ActivityRecord {
+pub(super) fn closed(out: &[CallOutput]) -> ActivityRecord {
     match out.last() {
         Some(CallOutput::Ledger { command, .. }) => match &**command {
             Command::CloseActivity { record, .. } => (**record).clone(),

@@ -125,6 +125,12 @@ pub enum MediaStep {
     PromptBaseline,
     /// The parting prompt of an exit.
     Prompt,
+    /// Counting the prompts finished before an announcement (Q6).
+    AnnounceBaseline,
+    /// Reading the events while an announcement plays.
+    AnnounceEvents,
+    /// One prompt of an announcement.
+    AnnouncePrompt,
     /// Stopping the music.
     StopMusic,
     /// Removing the session.

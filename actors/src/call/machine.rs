@@ -83,6 +83,8 @@ pub struct CallMachine {
     pub(super) music: Option<String>,
     /// The queue exits' bookkeeping (Q5).
     pub(super) exits: super::exit::Exits,
+    /// The waiting caller's announcements (Q6).
+    pub(super) announcements: super::announce::Announcements,
 }
 
 impl CallMachine {
@@ -111,6 +113,7 @@ impl CallMachine {
             answered_at_ms: None,
             music: None,
             exits: Default::default(),
+            announcements: Default::default(),
         }
     }
 
@@ -266,6 +269,10 @@ impl CallMachine {
             (MediaStep::Events | MediaStep::PromptBaseline | MediaStep::Prompt, result) => {
                 self.on_exit_media(now_ms, step, result, out)
             }
+            (
+                MediaStep::AnnounceBaseline | MediaStep::AnnounceEvents | MediaStep::AnnouncePrompt,
+                result,
+            ) => self.on_announce_media(now_ms, step, result, out),
             // Music, its stop, the agent's answer and the removal need no step.
             _ => {}
         }
@@ -492,8 +499,14 @@ impl CallMachine {
             CallMsg::Offered { agent } => {
                 if matches!(self.phase, Phase::Waiting | Phase::Enqueuing) {
                     self.offers.entry(agent).or_insert(now_ms);
+                    // An offer stops the announcement at once (Q6).
+                    self.end_announcement(out);
                 }
             }
+            CallMsg::Place {
+                position,
+                estimated_wait_s,
+            } => self.on_place(now_ms, position, estimated_wait_s, out),
             CallMsg::Forked { leg, agent, device } => {
                 let wanted =
                     matches!(self.phase, Phase::Waiting) && self.offers.contains_key(&agent);
@@ -576,6 +589,10 @@ impl CallMachine {
                 .count();
             assert_eq!(other_live, 0, "no other fork stays up once a fork won");
         }
+        assert!(
+            !self.announcing() || self.offers.is_empty(),
+            "an offered caller hears no announcement"
+        );
         self.check_exit_invariants(
             self.forks.values().filter(|f| f.live).count(),
             self.offers.len(),

@@ -1,6 +1,7 @@
 //! The call actor of an inbound queue call: [`machine`] (sans-IO) with its
 //! [`io`] and its queue [`exit`]s; its ractor shell is in `crate::shell`.
 
+pub mod announce;
 mod ending;
 pub mod exit;
 mod forks;
@@ -13,6 +14,8 @@ pub use io::{
 };
 pub use machine::CallMachine;
 
+#[cfg(test)]
+mod announce_tests;
 #[cfg(test)]
 mod exit_tests;
 #[cfg(test)]

@@ -35,6 +35,7 @@ use crate::model::queue::{ClosingRule, EmptyPolicy, ExitReason, QueueSpec, Strat
 use crate::model::{QueueId, TenantId, UserId};
 use crate::routing::{self, AgentInfo, Choice, QueueIndex, WaitingCall};
 
+mod estimate;
 mod policies;
 mod pool;
 mod tables;
@@ -163,6 +164,8 @@ pub struct QueueMachine {
     backoffs: BTreeSet<(u64, UserId)>,
     /// Who the empty policies count (Q5).
     pool: Pool,
+    /// The estimated wait's recent handle time (Q6).
+    estimator: estimate::Estimator,
     /// Members that reported they are not in the queue.
     absent: BTreeSet<UserId>,
     /// Waiting calls told to leave (Q5); no longer offered.
@@ -205,6 +208,7 @@ impl QueueMachine {
             touched_entries: Vec::new(),
             backoffs: BTreeSet::new(),
             pool: Pool::default(),
+            estimator: estimate::Estimator::default(),
             absent: BTreeSet::new(),
             turned_away: BTreeSet::new(),
             was_empty: false,
@@ -234,6 +238,10 @@ impl QueueMachine {
     fn set_report(&mut self, user: UserId, report: Option<AgentReport>) {
         if let Some(old) = self.reports.remove(&user) {
             self.backoffs.remove(&(old.not_before_ms, user));
+        }
+        match &report {
+            Some(r) => self.estimator.observe(r),
+            None => self.estimator.forget(user),
         }
         if let Some(r) = report {
             if r.member && r.available {
@@ -452,6 +460,7 @@ impl QueueMachine {
                 self.reindex(agent);
             }
             QueueMsg::Pull { agent } => self.on_pull(now_ms, agent, out),
+            QueueMsg::Where { entry } => self.on_where(&entry, out),
             QueueMsg::Tick => {
                 self.next_tick_ms = None;
                 self.expire_offers(now_ms);

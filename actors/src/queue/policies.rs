@@ -4,6 +4,38 @@
 use super::*;
 
 impl QueueMachine {
+    /// Q6: a waiting call asks its place and estimated wait, to announce
+    /// them. O(position).
+    pub(super) fn on_where(&mut self, entry: &str, out: &mut Vec<QueueOutput>) {
+        let Some(info) = self.waiting.get(entry) else {
+            return;
+        };
+        let position = self
+            .waiting
+            .in_service_order()
+            .position(|e| e.entry == entry)
+            .and_then(|p| u32::try_from(p + 1).ok());
+        // Free agents matter up to the caller's position: counted that far.
+        let estimated_wait_s = position.and_then(|p| {
+            let free = self
+                .index
+                .available()
+                .take(usize::try_from(p).unwrap_or(usize::MAX))
+                .count();
+            self.estimator.estimate_s(p, free, self.pool.serving())
+        });
+        out.push(QueueOutput::Send(Envelope {
+            to: Address::Call {
+                call: info.call_ref(),
+            },
+            message: Message::Call(CallMsg::Place {
+                position,
+                estimated_wait_s,
+            }),
+            hops: 0,
+        }));
+    }
+
     /// Tells a waiting call to leave (Q5); it is offered no more.
     pub(super) fn turn_away(
         &mut self,

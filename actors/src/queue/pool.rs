@@ -66,6 +66,11 @@ impl Pool {
         }
     }
 
+    /// Agents counted as available (serving the queue).
+    pub fn serving(&self) -> usize {
+        self.available.len()
+    }
+
     /// Panics if an available agent is not logged in (a bug here).
     pub fn check_invariants(&self) {
         assert!(

@@ -428,3 +428,46 @@ fn callers_waiting_at_closing_stay_by_default() {
     let out = m.handle(wednesday(19), QueueInput::Message(QueueMsg::Tick));
     assert!(names(&out).is_empty(), "{out:?}");
 }
+
+#[test]
+fn a_caller_asking_its_place_gets_its_position_and_the_estimated_wait() {
+    let mut m = with_policy(serde_json::json!({}));
+    let talking = |agent: UserId, calls: u64, talk_s: u64| {
+        let QueueInput::Message(QueueMsg::Agent(mut r)) =
+            in_state(agent, true, AgentState::Talking)
+        else {
+            unreachable!()
+        };
+        r.calls_taken = calls;
+        r.talk_time_ms = talk_s * 1000;
+        QueueInput::Message(QueueMsg::Agent(r))
+    };
+    m.handle(10, talking(A, 0, 0));
+    m.handle(10, talking(B, 0, 0));
+    m.handle(20, talking(A, 1, 90));
+    m.handle(30, talking(B, 1, 150));
+    for (i, id) in ["c1", "c2", "c3"].into_iter().enumerate() {
+        m.handle(
+            100,
+            QueueInput::Message(QueueMsg::Enqueued(Box::new(entry(id, i as u64 + 1)))),
+        );
+    }
+    let out = m.handle(
+        200,
+        QueueInput::Message(QueueMsg::Where { entry: "c3".into() }),
+    );
+    let [QueueOutput::Send(Envelope {
+        message:
+            Message::Call(CallMsg::Place {
+                position,
+                estimated_wait_s,
+            }),
+        ..
+    })] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    // Handle time 90 s, then 90 + 0.2 x (150 - 90) = 102 s; two agents
+    // serve, none free: 3 x 102 / 2 = 153 s.
+    assert_eq!((*position, *estimated_wait_s), (Some(3), Some(153)));
+}

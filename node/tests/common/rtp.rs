@@ -107,7 +107,14 @@ pub struct CallerMedia {
     stop: watch::Sender<bool>,
     keys: mpsc::UnboundedSender<u8>,
     heard: Arc<Mutex<Heard>>,
+    audio: Audio,
 }
+
+/// The payloads a caller received, in arrival order.
+type Audio = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Payloads a caller keeps, in arrival order: a minute of 20 ms frames.
+const AUDIO_KEPT: usize = 3_000;
 
 /// The RFC 4733 packets of one key press (event `event`, 0-15): three
 /// updates, the first with the marker bit, and the end sent three times, all
@@ -138,13 +145,14 @@ impl CallerMedia {
         let (stop, stop_rx) = watch::channel(false);
         let (keys, keys_rx) = mpsc::unbounded_channel();
         let heard = Arc::new(Mutex::new(Heard::default()));
+        let audio = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(caller_loop(
             socket,
             call,
             relay_rx,
             stop_rx,
             keys_rx,
-            heard.clone(),
+            (heard.clone(), audio.clone()),
             limit,
         ));
         CallerMedia {
@@ -153,7 +161,13 @@ impl CallerMedia {
             stop,
             keys,
             heard,
+            audio,
         }
+    }
+
+    /// The PCMU payloads received so far (the first minute), in order.
+    pub fn audio(&self) -> Vec<Vec<u8>> {
+        self.audio.lock().expect("audio").clone()
     }
 
     /// Presses a key (`0`-`9`, `*`, `#`): sends it as RFC 4733 events in
@@ -200,7 +214,7 @@ async fn caller_loop(
     relay: watch::Receiver<Option<SocketAddr>>,
     mut stop: watch::Receiver<bool>,
     mut keys: mpsc::UnboundedReceiver<u8>,
-    heard: Arc<Mutex<Heard>>,
+    (heard, audio): (Arc<Mutex<Heard>>, Audio),
     limit: Duration,
 ) {
     let deadline = Instant::now() + limit;
@@ -213,6 +227,10 @@ async fn caller_loop(
             received = socket.recv_from(&mut buf) => {
                 if let Ok((n, _)) = received {
                     record(&heard, &buf[..n]);
+                    let mut kept = audio.lock().expect("audio");
+                    if n > 12 && buf[1] & 0x7F == PCMU && kept.len() < AUDIO_KEPT {
+                        kept.push(buf[12..n].to_vec());
+                    }
                 }
             }
             _ = tick.tick() => {
