@@ -166,6 +166,8 @@ pub struct QueueMachine {
     pool: Pool,
     /// The estimated wait's recent handle time (Q6).
     estimator: estimate::Estimator,
+    /// The current input's time.
+    now_ms: u64,
     /// Members that reported they are not in the queue.
     absent: BTreeSet<UserId>,
     /// Waiting calls told to leave (Q5); no longer offered.
@@ -209,6 +211,7 @@ impl QueueMachine {
             backoffs: BTreeSet::new(),
             pool: Pool::default(),
             estimator: estimate::Estimator::default(),
+            now_ms: 0,
             absent: BTreeSet::new(),
             turned_away: BTreeSet::new(),
             was_empty: false,
@@ -240,7 +243,7 @@ impl QueueMachine {
             self.backoffs.remove(&(old.not_before_ms, user));
         }
         match &report {
-            Some(r) => self.estimator.observe(r),
+            Some(r) => self.estimator.observe(r, self.now_ms),
             None => self.estimator.forget(user),
         }
         if let Some(r) = report {
@@ -292,6 +295,7 @@ impl QueueMachine {
 
     /// Feeds one input.
     pub fn handle(&mut self, now_ms: u64, input: QueueInput) -> Vec<QueueOutput> {
+        self.now_ms = now_ms;
         let mut out = Vec::new();
         let full_check = matches!(input, QueueInput::Snapshot(_));
         match input {

@@ -22,7 +22,8 @@ impl QueueMachine {
                 .available()
                 .take(usize::try_from(p).unwrap_or(usize::MAX))
                 .count();
-            self.estimator.estimate_s(p, free, self.pool.serving())
+            self.estimator
+                .estimate_s(p, free, self.pool.serving(), self.now_ms)
         });
         out.push(QueueOutput::Send(Envelope {
             to: Address::Call {

@@ -467,7 +467,8 @@ fn a_caller_asking_its_place_gets_its_position_and_the_estimated_wait() {
     else {
         panic!("{out:?}")
     };
-    // Handle time 90 s, then 90 + 0.2 x (150 - 90) = 102 s; two agents
-    // serve, none free: 3 x 102 / 2 = 153 s.
-    assert_eq!((*position, *estimated_wait_s), (Some(3), Some(153)));
+    // Handle time 90 s, then 90 + 0.05 x (150 - 90) = 93 s, regular; both
+    // agents busy since 10 ms, none free: the third caller waits for the
+    // first call's end (93 s less 0.19 s) and one more call (93 s).
+    assert_eq!((*position, *estimated_wait_s), (Some(3), Some(186)));
 }
