@@ -6,3 +6,4 @@
 
 pub mod cluster;
 pub mod load;
+pub mod queue_sim;

@@ -13,14 +13,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use carillon_actors::ledger::CallCheckpoint;
-use carillon_actors::messages::{
-    Address, AgentMsg, AgentReport, CallMsg, EntryInfo, Message, QueueMsg,
-};
+use carillon_actors::messages::{AgentReport, CallMsg, Message, QueueMsg};
 use carillon_actors::model::agent_status::AgentState;
 use carillon_actors::model::{QueueId, TenantId, UserId};
-use carillon_actors::placement::ActorKey;
 use carillon_actors::queue::{QueueInput, QueueMachine, QueueOutput, QueueSnapshot};
+use carillon_benches::queue_sim::{offer_in, waiting_call};
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -85,29 +82,6 @@ fn report(user: u64, a: &Agent, now: u64) -> QueueInput {
     })))
 }
 
-fn entry(n: u64, now: u64) -> EntryInfo {
-    let id = format!("call-{n}");
-    EntryInfo {
-        tenant: TENANT,
-        queue: QUEUE,
-        entry: id.clone(),
-        priority: 0,
-        sequence: n + 1,
-        enqueued_at_ms: now,
-        call: CallCheckpoint {
-            node: 1,
-            leg: n,
-            sip_call_id: id.clone(),
-            caller: "+420777000001".into(),
-            called: "+420225000100".into(),
-            media_session: id,
-            relay: "local".into(),
-            agent_offer_sdp: "v=0".into(),
-            arrived_at_ms: now,
-        },
-    }
-}
-
 /// Runs one simulation; the relative errors of callers who waited 10 s or more,
 /// and the share of callers who waited that long.
 fn simulate(args: &Args, load: f64, handle: Handle, seed: u64) -> (Vec<f64>, f64) {
@@ -158,7 +132,7 @@ fn simulate(args: &Args, load: f64, handle: Handle, seed: u64) -> (Vec<f64>, f64
                     let gap = -arrival_ms * (1.0 - rng.gen::<f64>()).ln();
                     events.push(Reverse((now + gap as u64, Event::Arrival(n + 1))));
                 }
-                let e = entry(n, now);
+                let e = waiting_call(TENANT, QUEUE, n, n + 1, now);
                 let id = e.entry.clone();
                 out.extend(m.handle(now, QueueInput::Message(QueueMsg::Enqueued(Box::new(e)))));
                 // The caller's first announcement asks its place.
@@ -187,20 +161,12 @@ fn simulate(args: &Args, load: f64, handle: Handle, seed: u64) -> (Vec<f64>, f64
         // Offers: the agent answers at once and talks.
         let mut pending: Vec<QueueOutput> = out;
         while let Some(o) = pending.pop() {
-            let QueueOutput::Send(env) = o else { continue };
-            let (
-                Address::Actor {
-                    key: ActorKey::Agent { user, .. },
-                },
-                Message::Agent(AgentMsg::Offer(e)),
-            ) = (&env.to, &env.message)
-            else {
+            let Some((agent, entry)) = offer_in(std::slice::from_ref(&o)) else {
                 continue;
             };
-            let agent = user.0;
-            let (since, estimate) = arrived.remove(&e.entry).unwrap_or((now, None));
+            let (since, estimate) = arrived.remove(&entry).unwrap_or((now, None));
             let waited_ms = now - since;
-            let n: u64 = e.entry.trim_start_matches("call-").parse().unwrap_or(0);
+            let n: u64 = entry.trim_start_matches("call-").parse().unwrap_or(0);
             if n >= args.calls / 10 {
                 counted += 1;
                 if waited_ms >= 10_000 {
@@ -216,12 +182,7 @@ fn simulate(args: &Args, load: f64, handle: Handle, seed: u64) -> (Vec<f64>, f64
             a.busy = true;
             a.calls += 1;
             a.talk_ms += talk;
-            m.handle(
-                now,
-                QueueInput::Message(QueueMsg::Gone {
-                    entry: e.entry.clone(),
-                }),
-            );
+            m.handle(now, QueueInput::Message(QueueMsg::Gone { entry }));
             pending.extend(m.handle(now, report(agent, &agents[agent as usize], now)));
             events.push(Reverse((now + talk, Event::HangUp(agent))));
         }

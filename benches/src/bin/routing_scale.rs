@@ -15,13 +15,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use carillon_actors::ledger::CallCheckpoint;
-use carillon_actors::messages::{Address, AgentMsg, AgentReport, EntryInfo, Message, QueueMsg};
+use carillon_actors::messages::{AgentReport, QueueMsg};
 use carillon_actors::model::agent_status::AgentState;
 use carillon_actors::model::queue::QueueSpec;
 use carillon_actors::model::{QueueId, SkillId, TenantId, UserId};
-use carillon_actors::placement::ActorKey;
-use carillon_actors::queue::{QueueInput, QueueMachine, QueueOutput, QueueSnapshot};
+use carillon_actors::queue::{QueueInput, QueueMachine, QueueSnapshot};
+use carillon_benches::queue_sim::{offer_in, waiting_call};
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -63,7 +62,9 @@ fn run(agents: u64, samples: usize, seed: u64) -> Figures {
         // A routing decision: a caller enters a random queue.
         let queue = QueueId(rng.gen_range(1..=QUEUES));
         let m = p.machines.get_mut(&queue).expect("machine");
-        let input = QueueInput::Message(QueueMsg::Enqueued(Box::new(entry(queue, n))));
+        let input = QueueInput::Message(QueueMsg::Enqueued(Box::new(waiting_call(
+            TENANT, queue, n, n, NOW_MS,
+        ))));
         let (out, us) = timed(|| m.handle(now, input));
         decisions.push(us);
         // Back to where it was: the caller leaves, the agent is free.
@@ -73,7 +74,7 @@ fn run(agents: u64, samples: usize, seed: u64) -> Figures {
                 entry: format!("call-{n}"),
             }),
         );
-        if let Some(agent) = offered_to(&out) {
+        if let Some((agent, _)) = offer_in(&out) {
             offered += 1;
             let skills = p.skills_of[agent as usize].clone();
             m.handle(now, report(agent, &skills, true, now));
@@ -192,44 +193,6 @@ fn populate(agents: u64, rng: &mut StdRng) -> Population {
         queues_of,
         skills_of,
     }
-}
-
-fn entry(queue: QueueId, n: u64) -> EntryInfo {
-    let id = format!("call-{n}");
-    EntryInfo {
-        tenant: TENANT,
-        queue,
-        entry: id.clone(),
-        priority: 0,
-        sequence: n,
-        enqueued_at_ms: NOW_MS,
-        call: CallCheckpoint {
-            node: 1,
-            leg: n,
-            sip_call_id: id.clone(),
-            caller: "+420777000001".into(),
-            called: "+420225000100".into(),
-            media_session: id,
-            relay: "local".into(),
-            agent_offer_sdp: "v=0".into(),
-            arrived_at_ms: NOW_MS,
-        },
-    }
-}
-
-fn offered_to(out: &[QueueOutput]) -> Option<u64> {
-    out.iter().find_map(|o| match o {
-        QueueOutput::Send(e) => match (&e.to, &e.message) {
-            (
-                Address::Actor {
-                    key: ActorKey::Agent { user, .. },
-                },
-                Message::Agent(AgentMsg::Offer(_)),
-            ) => Some(user.0),
-            _ => None,
-        },
-        _ => None,
-    })
 }
 
 /// Microseconds of `f`.
