@@ -3,7 +3,8 @@
 //! message bus under simulated time, with callers and phones played by the
 //! test (a phone answers, refuses or lets it ring, per a seeded draw; a
 //! caller may leave while it waits). Everything derives from the proptest
-//! seed, which proptest prints when a case fails.
+//! seed, printed when a case fails; `CARILLON_SIM_SEED=<seed>` replays one
+//! (the `replay` test).
 //!
 //! Properties, checked after every step:
 //! - the ledger's invariants hold (an agent never holds two voice offers;
@@ -60,29 +61,25 @@ struct Scenario {
     priorities: bool,
 }
 
+/// The scenario of `seed`: everything about a run derives from its one
+/// seed, so `CARILLON_SIM_SEED=<seed>` replays it (see the test below).
+fn scenario_of(seed: u64) -> Scenario {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let answer = rng.gen_range(500..1000u32);
+    Scenario {
+        seed,
+        ring_all: rng.gen(),
+        agents: rng.gen_range(1..6usize),
+        calls: rng.gen_range(1..25usize),
+        answer,
+        refuse: rng.gen_range(0..300u32).min(1000 - answer),
+        leave: rng.gen_range(0..300u32),
+        priorities: rng.gen(),
+    }
+}
+
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (
-        any::<u64>(),
-        any::<bool>(),
-        1..6usize,
-        1..25usize,
-        500..1000u32,
-        0..300u32,
-        0..300u32,
-        any::<bool>(),
-    )
-        .prop_map(
-            |(seed, ring_all, agents, calls, answer, refuse, leave, priorities)| Scenario {
-                seed,
-                ring_all,
-                agents,
-                calls,
-                answer,
-                refuse: refuse.min(1000 - answer),
-                leave,
-                priorities,
-            },
-        )
+    any::<u64>().prop_map(scenario_of)
 }
 
 /// A timed event.
@@ -767,6 +764,52 @@ impl Sim {
     }
 }
 
+/// `CARILLON_SIM_SEED=<seed> cargo test -p carillon-actors --test simulation
+/// replay -- --nocapture` runs that seed's scenario alone (a failure prints
+/// its seed); without it, seed 1.
+#[test]
+fn replay() {
+    let seed: u64 = std::env::var("CARILLON_SIM_SEED")
+        .map(|s| s.parse().expect("CARILLON_SIM_SEED is a number"))
+        .unwrap_or(1);
+    let s = scenario_of(seed);
+    println!("replaying seed {seed}: {s:?}");
+    let mut sim = Sim::new(&s);
+    sim.run();
+    check_outcome(&sim, &s).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+}
+
+/// What every run must end with; the reason it does not.
+fn check_outcome(sim: &Sim, s: &Scenario) -> Result<(), TestCaseError> {
+    let t = sim.ledger.tenant(sim.tenant).expect("tenant");
+    for (entry, call) in &sim.calls {
+        // Every phone answers after a minute: every call ends.
+        prop_assert!(call.ended, "seed {}: {entry} never ended", s.seed);
+        prop_assert!(
+            t.activities().is_closed(entry),
+            "seed {}: {entry} ended without a record",
+            s.seed
+        );
+    }
+    prop_assert!(
+        sim.calls.len() == s.calls,
+        "seed {}: every call arrived",
+        s.seed
+    );
+    let records = t.activities().last_seq();
+    let ended = sim.calls.values().filter(|c| c.ended).count() as u64;
+    prop_assert_eq!(records, ended, "seed {}: one record per ended call", s.seed);
+    for user in sim.devices.values() {
+        prop_assert_eq!(
+            t.agent_voice(*user).voice.clone(),
+            Voice::Idle,
+            "seed {}: agents end idle",
+            s.seed
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
@@ -774,20 +817,8 @@ proptest! {
     fn routing_actors_keep_their_promises(s in scenario()) {
         let mut sim = Sim::new(&s);
         sim.run();
-        // Every call ended with one record, or still waits for nobody (a
-        // phone that never answers keeps a caller waiting: it is offered again).
-        let t = sim.ledger.tenant(sim.tenant).expect("tenant");
-        for (entry, call) in &sim.calls {
-            // Every phone answers after a minute: every call ends.
-            prop_assert!(call.ended, "seed {}: {entry} never ended", s.seed);
-            prop_assert!(t.activities().is_closed(entry), "seed {}: {entry} ended without a record", s.seed);
-        }
-        prop_assert!(sim.calls.len() == s.calls, "every call arrived");
-        let records = t.activities().last_seq();
-        let ended = sim.calls.values().filter(|c| c.ended).count() as u64;
-        prop_assert_eq!(records, ended, "one record per ended call");
-        for user in sim.devices.values() {
-            prop_assert_eq!(t.agent_voice(*user).voice.clone(), Voice::Idle, "agents end idle");
-        }
+        // Every call ended with one record (every phone answers after a
+        // minute at the latest).
+        check_outcome(&sim, &s)?;
     }
 }
