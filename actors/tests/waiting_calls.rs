@@ -277,3 +277,35 @@ fn a_caller_back_within_the_window_takes_its_old_place_once() {
     enqueue(&mut f, "late", back, NOW_MS + 31_000 + 60_000);
     assert_eq!(order(&f), ["later", "nobody", "late"], "the window is over");
 }
+
+#[test]
+fn a_users_abandon_of_a_calls_entry_hangs_the_caller_up_through_its_call() {
+    let mut f = Fixture::new();
+    let (tenant, queue) = (f.tenant, f.queue);
+    for (entry, call) in [("on-a-call", true), ("api", false)] {
+        f.ok(Command::Enqueue {
+            tenant,
+            queue,
+            entry: entry.into(),
+            priority: None,
+            call: call.then(|| checkpoint(entry)),
+        });
+        f.ok(Command::AbandonEntry {
+            tenant,
+            entry: entry.into(),
+        });
+    }
+    let e = f.state().entry("on-a-call").expect("kept").clone();
+    assert_eq!(
+        (e.state, e.withdrawal),
+        (
+            carillon_actors::ledger::EntryState::Waiting,
+            Some(Destination::Hangup { prompt: None })
+        ),
+        "the call actor hangs up; its record closes the entry"
+    );
+    assert_eq!(
+        f.state().entry("api").map(|e| e.state),
+        Some(carillon_actors::ledger::EntryState::Abandoned)
+    );
+}

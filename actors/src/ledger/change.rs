@@ -135,7 +135,9 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
                 user: *user,
             },
         ],
-        C::ChangePriority { tenant, entry, .. } | C::WithdrawEntry { tenant, entry, .. } => vec![
+        C::ChangePriority { tenant, entry, .. }
+        | C::WithdrawEntry { tenant, entry, .. }
+        | C::AbandonEntry { tenant, entry } => vec![
             Change::Entry {
                 tenant: *tenant,
                 entry: entry.clone(),
@@ -145,12 +147,12 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
                 entry: entry.clone(),
             },
         ],
-        C::Enqueue { tenant, entry, .. }
-        | C::MoveEntry { tenant, entry, .. }
-        | C::AbandonEntry { tenant, entry } => vec![Change::Entry {
-            tenant: *tenant,
-            entry: entry.clone(),
-        }],
+        C::Enqueue { tenant, entry, .. } | C::MoveEntry { tenant, entry, .. } => {
+            vec![Change::Entry {
+                tenant: *tenant,
+                entry: entry.clone(),
+            }]
+        }
         C::SetPlacement { .. } => vec![Change::Placement],
         C::OfferCall {
             tenant,

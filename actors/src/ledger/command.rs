@@ -494,6 +494,9 @@ impl Command {
                 };
                 Some((*tenant, entry.clone(), format!("withdrawn to {to}")))
             }
+            Command::AbandonEntry { tenant, entry } => {
+                Some((*tenant, entry.clone(), "abandoned".into()))
+            }
             _ => None,
         }
     }

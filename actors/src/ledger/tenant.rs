@@ -188,7 +188,13 @@ impl TenantState {
                 entry, destination, ..
             } => done(self.withdraw_entry(&entry, destination, now_ms)),
             C::AssignEntry { entry, user, .. } => done(self.assign_entry(&entry, user)),
-            C::AbandonEntry { entry, .. } => done(self.abandon_entry(&entry)),
+            // A user's abandon of a call's entry hangs the caller up through
+            // its call actor (the entry ends with the call's record).
+            C::AbandonEntry { entry, .. } => done(self.withdraw_entry(
+                &entry,
+                crate::model::queue::Destination::Hangup { prompt: None },
+                now_ms,
+            )),
             other => unreachable!("handled by the ledger, not a tenant: {other:?}"),
         }
     }

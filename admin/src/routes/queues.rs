@@ -150,7 +150,9 @@ pub async fn assign(
     Ok(Json(app.execute(&caller, &headers, command).await?))
 }
 
-/// Records that a waiting caller left (or withdraws it, S2).
+/// Records that a waiting caller left (or withdraws it, S2): a caller on a
+/// call is hung up (its record says `withdrawn`), an entry without a call
+/// ends at once.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/entries/{entry}/abandon", tag = "queues",
     params(("tenant" = u64, Path), ("entry" = String, Path)), responses((status = 200, body = Outcome)),
     security(("bearer" = [])))]
