@@ -47,6 +47,9 @@ pub struct Exits {
     generation: u64,
     /// The current queue's timed exits: when, and which.
     due: Vec<(u64, ExitReason)>,
+    /// An exit the queue or a user asked for while an answer was being
+    /// connected: taken if the connection fails.
+    pending: Option<(ExitReason, Option<Destination>)>,
     /// Why the call is leaving its current queue, once it is.
     pub(super) reason: Option<ExitReason>,
     /// What followed the exit, for the record.
@@ -110,6 +113,7 @@ impl CallMachine {
         x.joined += 1;
         x.generation += 1;
         x.due.clear();
+        x.pending = None;
         x.reason = None;
         x.left_current = false;
         let spec = &self.setup.spec;
@@ -162,8 +166,31 @@ impl CallMachine {
         }
     }
 
-    /// Takes the earliest timed exit that is due, if the call still waits.
+    /// An exit asked for by the queue (`destination` from its settings) or a
+    /// user (`Some`): taken now, or, while an answer is being connected,
+    /// kept for the connection's failure.
+    pub(super) fn exit_asked(
+        &mut self,
+        now_ms: u64,
+        reason: ExitReason,
+        destination: Option<Destination>,
+        out: &mut Vec<CallOutput>,
+    ) {
+        if self.phase == Phase::Connecting {
+            self.exits.pending = Some((reason, destination));
+            return;
+        }
+        let destination = destination.or_else(|| reason.destination(&self.setup.spec).cloned());
+        self.exit_to(now_ms, reason, destination, out);
+    }
+
+    /// Takes an exit kept while an answer was connected, or the earliest
+    /// timed exit that is due, if the call still waits.
     pub(super) fn exit_if_due(&mut self, now_ms: u64, out: &mut Vec<CallOutput>) {
+        if let Some((reason, destination)) = self.exits.pending.take() {
+            self.exit_asked(now_ms, reason, destination, out);
+            return;
+        }
         let due = self
             .exits
             .due

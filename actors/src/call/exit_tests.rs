@@ -502,3 +502,59 @@ fn a_withdrawal_by_a_user_moves_the_caller_or_hangs_it_up() {
         [(24, 1_003, 2_000, "withdrawn".to_string())]
     );
 }
+
+#[test]
+fn an_exit_asked_while_an_answer_is_connected_is_taken_if_the_connection_fails() {
+    let (mut m, _) = waiting(&spec(serde_json::json!({"name": "Support"})));
+    m.handle(
+        5_000,
+        CallInput::Message(CallMsg::Offered { agent: UserId(10) }),
+    );
+    m.handle(
+        5_001,
+        CallInput::Message(CallMsg::Forked {
+            leg: fork(100),
+            agent: UserId(10),
+            device: DeviceId(110),
+        }),
+    );
+    m.handle(
+        6_000,
+        CallInput::Message(CallMsg::Leg {
+            leg: fork(100),
+            event: LegNotice::Answered {
+                sdp: Some("a".into()),
+            },
+        }),
+    );
+    assert!(
+        feed(
+            &mut m,
+            6_010,
+            CallInput::Message(CallMsg::Exit {
+                queue: Q,
+                reason: ExitReason::Emptied
+            })
+        )
+        .is_empty(),
+        "kept while the answer is connected"
+    );
+    let out = feed(
+        &mut m,
+        6_020,
+        CallInput::Ledger {
+            op: CallOp::Connect {
+                agent: UserId(10),
+                leg: fork(100),
+            },
+            result: Err(WriteError::Refused(Refusal::new(
+                RefusalCode::EntryNotWaiting,
+                "gone",
+            ))),
+        },
+    );
+    assert!(
+        out.last().is_some_and(|l| l.contains("emptied: hung up")),
+        "taken when the connection failed: {out:?}"
+    );
+}

@@ -554,11 +554,11 @@ impl CallMachine {
             CallMsg::Leg { leg, event } => self.on_fork(now_ms, leg, event, out),
             CallMsg::Exit { queue, reason } => {
                 if queue == self.setup.queue {
-                    self.exit(now_ms, reason, out);
+                    self.exit_asked(now_ms, reason, None, out);
                 }
             }
             CallMsg::Withdraw { destination } => {
-                self.exit_to(now_ms, ExitReason::Withdrawn, Some(destination), out)
+                self.exit_asked(now_ms, ExitReason::Withdrawn, Some(destination), out)
             }
             CallMsg::Timer { timer } => self.on_timer(now_ms, timer, out),
         }
