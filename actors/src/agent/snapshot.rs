@@ -25,13 +25,13 @@ pub fn agent_snapshot(ledger: &Ledger, tenant: TenantId, user: UserId) -> Option
     let mut queues: BTreeSet<_> = session.map(|s| s.checked_in.clone()).unwrap_or_default();
     queues.extend(static_queues.iter().copied());
     let bound: Vec<DeviceId> = t
-        .devices()
-        .filter(|d| d.bound_to == Some(user) && d.spec.kind.registers())
+        .devices_bound_to(user)
+        .filter(|d| d.spec.kind.registers())
         .map(|d| d.id)
         .collect();
     let owned: Vec<DeviceId> = t
-        .devices()
-        .filter(|d| d.spec.owner == Some(user) && d.spec.kind.registers())
+        .devices_owned_by(user)
+        .filter(|d| d.spec.kind.registers())
         .map(|d| d.id)
         .collect();
     let ring_plan = if !bound.is_empty() {

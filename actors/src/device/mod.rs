@@ -33,7 +33,7 @@ pub fn device_snapshot(
     device: DeviceId,
 ) -> Option<DeviceSnapshot> {
     let t = ledger.tenant(tenant)?;
-    let d = t.devices().find(|d| d.id == device)?;
+    let d = t.device(device)?;
     Some(DeviceSnapshot {
         agents: d.spec.owner.into_iter().chain(d.bound_to).collect(),
         members: ledger.placement().members.clone(),

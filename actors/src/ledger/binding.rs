@@ -17,15 +17,13 @@ use crate::model::{DeviceId, Refusal, RefusalCode, UserId};
 impl TenantState {
     /// The line `user` is bound to, if any.
     pub fn bound_device(&self, user: UserId) -> Option<&Device> {
-        self.devices.values().find(|d| d.bound_to == Some(user))
+        self.devices.bound_to(user).next()
     }
 
     fn release_binding(&mut self, user: UserId) {
         // An agent is bound to at most one line (`check_bindings`).
         if let Some(line) = self.bound_device(user).map(|d| d.id) {
-            if let Some(holder) = self.devices.binding_mut(&line) {
-                *holder = None;
-            }
+            self.devices.set_binding(&line, None);
         }
     }
 
@@ -51,9 +49,7 @@ impl TenantState {
             || "an agent binds a line after logging in".into(),
         )?;
         self.release_binding(user);
-        if let Some(holder) = self.devices.binding_mut(&device) {
-            *holder = Some(user);
-        }
+        self.devices.set_binding(&device, Some(user));
         Ok(Outcome::Done)
     }
 
@@ -81,10 +77,8 @@ impl TenantState {
         if self.bound_device(user).is_some_and(|d| d.id != device) {
             self.release_binding(user);
         }
-        if let Some(holder) = self.devices.binding_mut(&device) {
-            if holder.is_none() {
-                *holder = Some(user);
-            }
+        if self.devices.binding(&device) == Some(None) {
+            self.devices.set_binding(&device, Some(user));
         }
     }
 

@@ -1,18 +1,20 @@
-//! A tenant's devices, with an index by SIP username: every REGISTER and every device
-//! check looks a username up, and a scan of a large tenant's devices each time would grow
+//! A tenant's devices, with indexes by SIP username (every REGISTER and every device check
+//! looks a username up), by owner and by the agent a line is bound to (every agent's
+//! snapshot reads its devices): a scan of a large tenant's devices each time would grow
 //! with the tenant.
 //!
 //! Invariant: `by_sip_username` holds exactly the SIP usernames of the devices in `by_id`,
-//! each mapped to its device (usernames are unique in a tenant: `SIP_USERNAME_NOT_UNIQUE`).
-//! Every change of a device goes through [`DeviceTable::insert`], [`DeviceTable::remove`]
-//! or [`DeviceTable::update`], which keep the index, or changes only fields the index does
-//! not cover ([`DeviceTable::binding_mut`], [`DeviceTable::forget_user`]). Snapshots
-//! carry the devices only (the same form as a plain map); the index is rebuilt on restore.
+//! each mapped to its device (usernames are unique in a tenant: `SIP_USERNAME_NOT_UNIQUE`);
+//! `by_owner` and `by_bound` hold exactly each device under its owner and the agent it is
+//! bound to. Every change of a device goes through [`DeviceTable::insert`],
+//! [`DeviceTable::remove`], [`DeviceTable::update`], [`DeviceTable::set_binding`] or
+//! [`DeviceTable::forget_user`], which keep the indexes. Snapshots carry the devices only
+//! (the same form as a plain map); the indexes are rebuilt on restore.
 
 use crate::model::directory::Device;
 use crate::model::{DeviceId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A tenant's devices by id, and by SIP username.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,8 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) struct DeviceTable {
     by_id: BTreeMap<DeviceId, Device>,
     by_sip_username: HashMap<String, DeviceId>,
+    by_owner: BTreeSet<(UserId, DeviceId)>,
+    by_bound: BTreeSet<(UserId, DeviceId)>,
 }
 
 /// Why a snapshot's devices cannot be a tenant's table.
@@ -87,6 +91,26 @@ impl DeviceTable {
         self.by_id.keys()
     }
 
+    /// The devices `user` owns. O(log n + k).
+    pub(crate) fn owned_by(&self, user: UserId) -> impl Iterator<Item = &Device> {
+        self.of(&self.by_owner, user)
+    }
+
+    /// The lines bound to agent `user` (D4). O(log n + k).
+    pub(crate) fn bound_to(&self, user: UserId) -> impl Iterator<Item = &Device> {
+        self.of(&self.by_bound, user)
+    }
+
+    fn of<'a>(
+        &'a self,
+        index: &'a BTreeSet<(UserId, DeviceId)>,
+        user: UserId,
+    ) -> impl Iterator<Item = &'a Device> {
+        index
+            .range((user, DeviceId(0))..=(user, DeviceId(u64::MAX)))
+            .filter_map(|(_, id)| self.by_id.get(id))
+    }
+
     /// The device registering as `username`.
     pub(crate) fn by_sip_username(&self, username: &str) -> Option<&Device> {
         let id = self.by_sip_username.get(username)?;
@@ -123,14 +147,26 @@ impl DeviceTable {
         Some(result)
     }
 
-    /// The agent a line is bound to, to change in place (not indexed).
-    pub(crate) fn binding_mut(&mut self, id: &DeviceId) -> Option<&mut Option<UserId>> {
-        self.by_id.get_mut(id).map(|device| &mut device.bound_to)
+    /// Binds a line to an agent, or unbinds it; the agent it was bound to,
+    /// `None` if there is no such device.
+    pub(crate) fn set_binding(
+        &mut self,
+        id: &DeviceId,
+        to: Option<UserId>,
+    ) -> Option<Option<UserId>> {
+        self.update(id, |device| std::mem::replace(&mut device.bound_to, to))
+    }
+
+    /// The agent a line is bound to.
+    pub(crate) fn binding(&self, id: &DeviceId) -> Option<Option<UserId>> {
+        self.by_id.get(id).map(|device| device.bound_to)
     }
 
     /// Forgets a deleted user: no device is owned by it or bound to it any more (neither is
     /// indexed, so this changes devices in place).
     pub(crate) fn forget_user(&mut self, user: UserId) {
+        self.by_owner.retain(|(u, _)| *u != user);
+        self.by_bound.retain(|(u, _)| *u != user);
         for device in self.by_id.values_mut() {
             if device.spec.owner == Some(user) {
                 device.spec.owner = None;
@@ -142,6 +178,12 @@ impl DeviceTable {
     }
 
     fn index(&mut self, device: &Device) {
+        if let Some(owner) = device.spec.owner {
+            self.by_owner.insert((owner, device.id));
+        }
+        if let Some(agent) = device.bound_to {
+            self.by_bound.insert((agent, device.id));
+        }
         if let Some(username) = &device.spec.sip_username {
             let previous = self.by_sip_username.insert(username.clone(), device.id);
             assert!(
@@ -154,6 +196,14 @@ impl DeviceTable {
     }
 
     fn unindex(&mut self, id: DeviceId) {
+        if let Some(device) = self.by_id.get(&id) {
+            if let Some(owner) = device.spec.owner {
+                self.by_owner.remove(&(owner, id));
+            }
+            if let Some(agent) = device.bound_to {
+                self.by_bound.remove(&(agent, id));
+            }
+        }
         if let Some(username) = self
             .by_id
             .get(&id)
@@ -174,6 +224,21 @@ impl DeviceTable {
             usernames,
             self.by_sip_username.len(),
             "one index entry per device with a SIP username"
+        );
+        let owners: BTreeSet<(UserId, DeviceId)> = self
+            .by_id
+            .values()
+            .filter_map(|d| Some((d.spec.owner?, d.id)))
+            .collect();
+        assert_eq!(owners, self.by_owner, "the owner index follows the devices");
+        let bound: BTreeSet<(UserId, DeviceId)> = self
+            .by_id
+            .values()
+            .filter_map(|d| Some((d.bound_to?, d.id)))
+            .collect();
+        assert_eq!(
+            bound, self.by_bound,
+            "the binding index follows the devices"
         );
         for (username, id) in &self.by_sip_username {
             let device = self.by_id.get(id);

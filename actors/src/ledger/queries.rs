@@ -10,7 +10,7 @@ use crate::model::directory::{DeviceView, TenantView};
 use crate::model::licence::LicenceReport;
 use crate::model::queue::Queue;
 use crate::model::user::{User, UserView};
-use crate::model::{OperatorId, QueueId, TenantId, UserId};
+use crate::model::{DeviceId, OperatorId, QueueId, TenantId, UserId};
 
 impl Ledger {
     /// The tenant whose SIP domain is `domain` (ASCII case-insensitive).
@@ -143,6 +143,21 @@ impl TenantState {
     }
 
     /// Every device.
+    /// The device `id`.
+    pub fn device(&self, id: DeviceId) -> Option<&Device> {
+        self.devices.get(&id)
+    }
+
+    /// The devices `user` owns, in id order. O(log n + k).
+    pub fn devices_owned_by(&self, user: UserId) -> impl Iterator<Item = &Device> {
+        self.devices.owned_by(user)
+    }
+
+    /// The lines bound to agent `user` (D4), in id order. O(log n + k).
+    pub fn devices_bound_to(&self, user: UserId) -> impl Iterator<Item = &Device> {
+        self.devices.bound_to(user)
+    }
+
     pub fn devices(&self) -> impl Iterator<Item = &Device> {
         self.devices.values()
     }

@@ -45,7 +45,7 @@ fn snapshot(ledger: &Ledger, setup: &FeatureSetup) -> FeatureSnapshot {
     let Some(t) = ledger.tenant(setup.tenant) else {
         return FeatureSnapshot::default();
     };
-    let device = t.devices().find(|d| d.id == setup.device);
+    let device = t.device(setup.device);
     let is_agent = |u: &UserId| {
         t.find_user(*u)
             .is_some_and(|u| u.spec.roles.contains(&Role::Agent))
