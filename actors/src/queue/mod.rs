@@ -1,5 +1,7 @@
-//! The queue actor (Q1-Q4): the waiting list of one queue (mirrored from the
-//! ledger), the view of the agents in it (their reports), and routing.
+//! The queue actor (Q1-Q6, Q9): the waiting list of one queue (mirrored from
+//! the ledger), the view of the agents in it (their reports), routing, the
+//! callers it turns away (empty policies, closed hours: `policies`), their
+//! place and estimated wait (`estimate`), and its wake-ups (`ticks`).
 //! Sans-IO [`QueueMachine`]; its ractor shell is in `crate::shell`.
 //!
 //! Every change (a caller in or out, an agent's report, an offer's end, a
@@ -18,7 +20,8 @@
 //! Invariants: every offer in flight names a waiting entry and an agent of
 //! the index that is not available; an entry has at most one offer in
 //! flight unless the strategy rings all; while an eligible agent is
-//! available, no waiting call is left without an offer.
+//! available, no waiting call is left without an offer; a caller told to
+//! leave is offered no more; the back-off index follows the reports.
 
 use std::collections::{BTreeMap, BTreeSet};
 
