@@ -124,33 +124,13 @@ fn a_withdrawal_is_checked_noted_with_its_author_and_carried_into_the_record() {
         entry: "c1".into(),
         queue: other,
     });
-    let record = ActivityRecord {
-        id: "c1".into(),
-        direction: Direction::Inbound,
-        queue: Some(other),
-        agent: None,
-        caller: "+420777000001".into(),
-        called: "+420225000100".into(),
-        started_at_ms: NOW_MS,
-        connected_at_ms: None,
-        ended_at_ms: NOW_MS + 9_000,
-        closed_at_ms: NOW_MS + 9_000,
-        waiting_ms: 0,
-        interaction_ms: 0,
-        processing_ms: 0,
-        outcome: ActivityOutcome::Abandoned,
-        segments: Vec::new(),
-        node: 1,
-        disposition: None,
-        interventions: Vec::new(),
-    };
     let before = f.state().activities().last_seq();
     assert!(matches!(
         f.run_at(
             NOW_MS + 9_000,
             Command::CloseActivity {
                 tenant,
-                record: Box::new(record),
+                record: unanswered("c1", NOW_MS + 9_000, ActivityOutcome::Abandoned),
             }
         ),
         Ok(Outcome::ActivityClosed { .. })

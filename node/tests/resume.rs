@@ -31,27 +31,20 @@ async fn a_caller_back_within_the_window_resumes_its_place() {
     let (queue, did) = (scene.queue.id, scene.queue.did.clone());
     scene.start_phone(0, ANSWERS).await;
     let back = "+420779000001";
-    let mut first = scene.call_from(&did, back, 2_000).await;
+    let mut first = scene.call_from(&did, back, 5_000).await;
     scene.wait_waiting(queue, back, 5 * SECOND).await;
     let left = scene.entry_of(queue, back).await;
     let mut later = scene.call(30_000).await;
     scene.wait_waiting(queue, &later.number, 5 * SECOND).await;
     first.finish(10 * SECOND).await;
     assert!(first.step("bye_out").is_some(), "the first caller hung up");
+    // Its activity closed (the place is kept then) before it calls again.
+    let abandoned = scene.any_record(back).await;
+    assert_eq!(abandoned["outcome"]["kind"], "abandoned", "{abandoned}");
 
     let mut again = scene.call_from(&did, back, 30_000).await;
     scene.wait_waiting(queue, back, 5 * SECOND).await;
-    let entries = scene
-        .centre
-        .ok(
-            "GET",
-            &format!(
-                "/api/v1/tenants/{}/queues/{queue}/entries",
-                scene.centre.tenant
-            ),
-            None,
-        )
-        .await;
+    let entries = scene.entries(queue).await;
     assert!(
         entries[0]["call"]["caller"] == back
             && entries[0]["resumed_from"] == left.as_str()

@@ -74,6 +74,53 @@ fn caller_hangs_up() -> CallInput {
     })
 }
 
+/// Agent 10 accepts the offer (at `at`) and its phone's fork 100 rings.
+fn offer_and_fork(m: &mut CallMachine, at: u64) {
+    m.handle(
+        at,
+        CallInput::Message(CallMsg::Offered { agent: UserId(10) }),
+    );
+    m.handle(
+        at + 1,
+        CallInput::Message(CallMsg::Forked {
+            leg: fork(100),
+            agent: UserId(10),
+            device: DeviceId(110),
+        }),
+    );
+}
+
+/// Agent 10's fork 100 answers.
+fn answered(m: &mut CallMachine, at: u64) {
+    m.handle(
+        at,
+        CallInput::Message(CallMsg::Leg {
+            leg: fork(100),
+            event: LegNotice::Answered {
+                sdp: Some("a".into()),
+            },
+        }),
+    );
+}
+
+/// The ledger refuses to connect agent 10's answer; what the machine does.
+fn connection_refused(m: &mut CallMachine, at: u64) -> Vec<String> {
+    feed(
+        m,
+        at,
+        CallInput::Ledger {
+            op: CallOp::Connect {
+                agent: UserId(10),
+                leg: fork(100),
+            },
+            result: Err(WriteError::Refused(Refusal::new(
+                RefusalCode::EntryNotWaiting,
+                "gone",
+            ))),
+        },
+    )
+}
+
 pub(super) fn timer(generation: u64, kind: u64) -> CallInput {
     CallInput::Message(CallMsg::Timer {
         timer: (generation << 4) | kind,
@@ -137,18 +184,7 @@ fn the_maximum_wait_moves_a_ringing_caller_to_the_overflow_queue() {
             "timer 120000 2"
         ]
     );
-    m.handle(
-        30_000,
-        CallInput::Message(CallMsg::Offered { agent: UserId(10) }),
-    );
-    m.handle(
-        30_001,
-        CallInput::Message(CallMsg::Forked {
-            leg: fork(100),
-            agent: UserId(10),
-            device: DeviceId(110),
-        }),
-    );
+    offer_and_fork(&mut m, 30_000);
     assert_eq!(
         feed(&mut m, 61_010, timer(1, 1)),
         [
@@ -420,46 +456,14 @@ fn an_exit_due_while_an_answer_is_connected_waits_for_the_ledger() {
     let (mut m, _) = waiting(&spec(
         serde_json::json!({"name": "Support", "max_wait_s": 10}),
     ));
-    m.handle(
-        5_000,
-        CallInput::Message(CallMsg::Offered { agent: UserId(10) }),
-    );
-    m.handle(
-        5_001,
-        CallInput::Message(CallMsg::Forked {
-            leg: fork(100),
-            agent: UserId(10),
-            device: DeviceId(110),
-        }),
-    );
-    m.handle(
-        11_000,
-        CallInput::Message(CallMsg::Leg {
-            leg: fork(100),
-            event: LegNotice::Answered {
-                sdp: Some("a".into()),
-            },
-        }),
-    );
+    offer_and_fork(&mut m, 5_000);
+    answered(&mut m, 11_000);
     assert!(
         feed(&mut m, 11_010, timer(1, 1)).is_empty(),
         "an answer is being connected: the caller stays"
     );
     // The ledger refuses the connection: the exit that came due is taken.
-    let out = feed(
-        &mut m,
-        11_020,
-        CallInput::Ledger {
-            op: CallOp::Connect {
-                agent: UserId(10),
-                leg: fork(100),
-            },
-            result: Err(WriteError::Refused(Refusal::new(
-                RefusalCode::EntryNotWaiting,
-                "gone",
-            ))),
-        },
-    );
+    let out = connection_refused(&mut m, 11_020);
     assert_eq!(out[0], "edge 3 hangup 100");
     assert!(out.contains(&"send queue/2/24 gone".to_string()), "{out:?}");
     assert!(
@@ -506,27 +510,8 @@ fn a_withdrawal_by_a_user_moves_the_caller_or_hangs_it_up() {
 #[test]
 fn an_exit_asked_while_an_answer_is_connected_is_taken_if_the_connection_fails() {
     let (mut m, _) = waiting(&spec(serde_json::json!({"name": "Support"})));
-    m.handle(
-        5_000,
-        CallInput::Message(CallMsg::Offered { agent: UserId(10) }),
-    );
-    m.handle(
-        5_001,
-        CallInput::Message(CallMsg::Forked {
-            leg: fork(100),
-            agent: UserId(10),
-            device: DeviceId(110),
-        }),
-    );
-    m.handle(
-        6_000,
-        CallInput::Message(CallMsg::Leg {
-            leg: fork(100),
-            event: LegNotice::Answered {
-                sdp: Some("a".into()),
-            },
-        }),
-    );
+    offer_and_fork(&mut m, 5_000);
+    answered(&mut m, 6_000);
     assert!(
         feed(
             &mut m,
@@ -539,20 +524,7 @@ fn an_exit_asked_while_an_answer_is_connected_is_taken_if_the_connection_fails()
         .is_empty(),
         "kept while the answer is connected"
     );
-    let out = feed(
-        &mut m,
-        6_020,
-        CallInput::Ledger {
-            op: CallOp::Connect {
-                agent: UserId(10),
-                leg: fork(100),
-            },
-            result: Err(WriteError::Refused(Refusal::new(
-                RefusalCode::EntryNotWaiting,
-                "gone",
-            ))),
-        },
-    );
+    let out = connection_refused(&mut m, 6_020);
     assert!(
         out.last().is_some_and(|l| l.contains("emptied: hung up")),
         "taken when the connection failed: {out:?}"

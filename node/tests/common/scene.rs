@@ -244,15 +244,20 @@ impl Scene {
             .collect()
     }
 
-    /// Waits until `number` waits in queue `queue`; the time it was seen there.
-    pub async fn wait_waiting(&self, queue: u64, number: &str, within: Duration) -> Instant {
+    /// The callers waiting in `queue`, in service order (the API's answer).
+    pub async fn entries(&self, queue: u64) -> Value {
         let path = format!(
             "/api/v1/tenants/{}/queues/{queue}/entries",
             self.centre.tenant
         );
+        self.centre.ok("GET", &path, None).await
+    }
+
+    /// Waits until `number` waits in queue `queue`; the time it was seen there.
+    pub async fn wait_waiting(&self, queue: u64, number: &str, within: Duration) -> Instant {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            let entries = self.centre.ok("GET", &path, None).await;
+            let entries = self.entries(queue).await;
             let found = entries
                 .as_array()
                 .is_some_and(|e| e.iter().any(|e| e["call"]["caller"] == number));
@@ -281,11 +286,7 @@ impl Scene {
 
     /// The entry id of the call from `number` waiting in `queue`.
     pub async fn entry_of(&self, queue: u64, number: &str) -> String {
-        let path = format!(
-            "/api/v1/tenants/{}/queues/{queue}/entries",
-            self.centre.tenant
-        );
-        let entries = self.centre.ok("GET", &path, None).await;
+        let entries = self.entries(queue).await;
         entries
             .as_array()
             .and_then(|e| e.iter().find(|e| e["call"]["caller"] == number))
