@@ -292,6 +292,17 @@ impl Relay {
         &self.pool
     }
 
+    /// The pair the next new leg gets, so that the shell can bind it before the leg exists.
+    pub fn next_free_pair(&self) -> Option<PortPair> {
+        self.pool.next_free()
+    }
+
+    /// The next free pair cannot be bound (another process holds a port of it): the next new
+    /// leg gets another pair, this one is tried again after every other free pair.
+    pub fn defer_next_pair(&mut self) {
+        self.pool.defer_next();
+    }
+
     /// A session, for inspection.
     pub fn session(&self, id: &SessionId) -> Option<&Session> {
         self.sessions.get(id).map(|e| &e.session)

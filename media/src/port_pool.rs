@@ -84,6 +84,21 @@ impl PortPool {
         Ok(PortPair { rtp, rtcp: rtp + 1 })
     }
 
+    /// The pair the next `allocate` hands out, if any.
+    pub fn next_free(&self) -> Option<PortPair> {
+        self.free
+            .front()
+            .map(|&rtp| PortPair { rtp, rtcp: rtp + 1 })
+    }
+
+    /// Moves the next free pair to the back of the free queue: another process holds one of
+    /// its ports, so it is tried again only after every other free pair. The pair stays free.
+    pub fn defer_next(&mut self) {
+        if let Some(rtp) = self.free.pop_front() {
+            self.free.push_back(rtp);
+        }
+    }
+
     /// Gives a pair back, by its RTP port.
     pub fn release(&mut self, rtp: u16) -> Result<(), NotAllocated> {
         if !self.allocated.remove(&rtp) {
@@ -186,6 +201,24 @@ mod tests {
         assert_eq!(pool.release(20002), Err(NotAllocated(20002)));
         assert_eq!(pool.release(20001), Err(NotAllocated(20001)));
         assert_eq!(pool.allocate().map(|p| p.rtp), Ok(20002));
+        pool.check_invariants();
+    }
+
+    #[test]
+    fn a_deferred_pair_is_handed_out_after_every_other_free_pair() {
+        let mut pool = PortPool::new(20000, 20005).expect("three pairs");
+        assert_eq!(
+            pool.next_free().map(|p| (p.rtp, p.rtcp)),
+            Some((20000, 20001))
+        );
+        pool.defer_next();
+        let order: Vec<u16> = (0..3)
+            .filter_map(|_| pool.allocate().ok())
+            .map(|p| p.rtp)
+            .collect();
+        assert_eq!(order, [20002, 20004, 20000]);
+        assert_eq!(pool.next_free(), None);
+        pool.defer_next();
         pool.check_invariants();
     }
 

@@ -1,6 +1,6 @@
 //! The shell driven in-process through `Control` (what a node with the media role uses):
 //! prompt playout is paced at 20 ms with continuous numbering; shutdown finishes an active
-//! recording and writes its audit trail.
+//! recording and writes its audit trail; a port held by another process is passed over.
 
 mod common;
 
@@ -141,4 +141,58 @@ async fn prompts_are_paced_and_shutdown_closes_recordings() {
     );
     let trail = std::fs::read_to_string(file.with_extension("audit.json")).expect("audit");
     assert!(trail.contains("relay: shutdown"), "{trail}");
+}
+
+/// A port of the range held by another process (a neighbour relay sharing the range, any
+/// program) is passed over: the new leg gets the next free pair, and the held pair is tried
+/// again after every other; a leg is refused only when every free pair is held, and then
+/// nothing of it is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_held_by_another_process_is_passed_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ip = "127.0.0.65";
+    let config = RelayConfig::new(
+        ip.parse().expect("ip"),
+        30700,
+        30705,
+        dir.path().join("recordings"),
+    );
+    let relay = serve(config).await.expect("relay starts");
+    let control = relay.control();
+    let neighbour = std::net::UdpSocket::bind((ip, 30701)).expect("the first pair's RTCP port");
+    let phone = UdpSocket::bind("127.0.0.62:31002").await.expect("phone");
+    let phone = offer(phone.local_addr().expect("addr"));
+    control.create_session("s").await.expect("session");
+    let mut ports = Vec::new();
+    for leg in ["a", "b"] {
+        let ready = control
+            .set_leg("s", leg, Some(phone.clone()))
+            .await
+            .expect("a free pair");
+        ports.push((ready.rtp_port, ready.rtcp_port));
+    }
+    assert_eq!(ports, [(30702, 30703), (30704, 30705)]);
+    let refused = control.set_leg("s", "c", Some(phone.clone())).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ControlError::PortUnavailable { port: 30701, .. })
+        ),
+        "{refused:?}"
+    );
+    let view = control.session("s").await.expect("view");
+    assert_eq!(view.legs.len(), 2, "the refused leg was not made: {view:?}");
+    drop(neighbour);
+    let ready = control
+        .set_leg("s", "c", Some(phone))
+        .await
+        .expect("the pair is free again");
+    assert_eq!((ready.rtp_port, ready.rtcp_port), (30700, 30701));
+    let load = control.load().await.expect("load");
+    assert_eq!(
+        (load.counters.ports_held_elsewhere, load.port_pairs_free),
+        (2, 0),
+        "{load:?}"
+    );
+    relay.shutdown().await.expect("clean shutdown");
 }

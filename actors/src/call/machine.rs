@@ -241,6 +241,7 @@ impl CallMachine {
                             format!("Service Unavailable - no media relay for the call: {reason}"),
                         )
                     };
+                tracing::warn!(call = %self.setup.call, status, %text, "the call has no media");
                 self.refusal = Some((status, text));
                 self.finish(now_ms, out);
             }

@@ -279,6 +279,8 @@ pub struct RelayCountersView {
     pub refused_bad_sdp: u64,
     /// Other refusals (bad request, unknown leg, busy...).
     pub refused_other: u64,
+    /// Free pairs passed over for a new leg because another process held one of their ports.
+    pub ports_held_elsewhere: u64,
 }
 
 /// `GET /media/v1/load`: what a caller needs to pick the least loaded relay.

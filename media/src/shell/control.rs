@@ -19,8 +19,9 @@ pub enum ControlError {
     /// The relay has stopped.
     #[error("the relay has stopped")]
     RelayStopped,
-    /// A port of the leg could not be bound (someone else holds it); the leg exists and a
-    /// later update of it binds again.
+    /// A port could not be bound (another process holds it). For a new leg every free pair
+    /// tried had a port held elsewhere and the leg was not made; for an existing leg, the leg
+    /// stays and a later update of it binds again.
     #[error("port {port} cannot be bound: {reason}")]
     PortUnavailable {
         /// The port.

@@ -4,6 +4,7 @@
 
 use super::{Engine, Extras};
 use crate::control::{self, Command, Reply, SessionId};
+use crate::port_pool::PortPair;
 use crate::refusal::Refusal;
 use crate::shell::api::{
     self, DtmfRequest, LegReady, LegView, Load, PlayRequest, RecordingAction, RecordingStatus,
@@ -15,6 +16,10 @@ use crate::shell::load;
 use crate::shell::MAX_QUEUED_DIGITS;
 use mio::{Interest, Token};
 use std::collections::VecDeque;
+
+/// Free pairs tried for one new leg before it is refused: enough to pass over the ports of a
+/// neighbour sharing the range, few enough that a host without free ports answers at once.
+const MAX_PAIRS_TRIED: usize = 64;
 
 impl Engine {
     pub(super) fn on_request(&mut self, request: Request) {
@@ -118,15 +123,37 @@ impl Engine {
         leg: String,
         remote_sdp: Option<String>,
     ) -> ControlResult<LegReady> {
+        let id = SessionId(session);
+        let new_leg = self
+            .relay
+            .session(&id)
+            .is_some_and(|s| s.leg_index(&leg).is_none());
+        let bound = if new_leg {
+            self.bind_next_pair()?
+        } else {
+            None
+        };
         let command = Command::SetLeg {
-            session: SessionId(session),
+            session: id,
             leg,
             remote_sdp,
         };
-        let (local_sdp, ports) = match self.relay.handle(now_ms, command)? {
-            Reply::LegReady { local_sdp, ports } => (local_sdp, ports),
-            other => panic!("Relay::handle answers SetLeg with LegReady, not {other:?}"),
+        let (local_sdp, ports) = match self.relay.handle(now_ms, command) {
+            Ok(Reply::LegReady { local_sdp, ports }) => (local_sdp, ports),
+            Ok(other) => panic!("Relay::handle answers SetLeg with LegReady, not {other:?}"),
+            Err(refusal) => {
+                // The leg was not made: the pair bound for it is free again.
+                if let Some(pair) = bound {
+                    self.close_port(pair.rtp);
+                    self.close_port(pair.rtcp);
+                }
+                return Err(refusal.into());
+            }
         };
+        assert!(
+            bound.is_none_or(|pair| pair == ports),
+            "a new leg gets the pair bound for it ({bound:?}, got {ports:?})"
+        );
         for port in [ports.rtp, ports.rtcp] {
             if !self.sockets.contains_key(&port) {
                 self.bind(port)?;
@@ -137,6 +164,39 @@ impl Engine {
             rtp_port: ports.rtp,
             rtcp_port: ports.rtcp,
         })
+    }
+
+    /// Binds the pair the next new leg gets. A pair with a port held by another process
+    /// (another relay or program on the host) is passed over, up to `MAX_PAIRS_TRIED` of
+    /// them; `None` when the pool is empty (the relay then refuses the leg).
+    fn bind_next_pair(&mut self) -> ControlResult<Option<PortPair>> {
+        let tries = self.relay.pool().free_count().min(MAX_PAIRS_TRIED);
+        let mut last_error = None;
+        for _ in 0..tries {
+            let Some(pair) = self.relay.next_free_pair() else {
+                break;
+            };
+            let mut bound = self.bind(pair.rtp);
+            if bound.is_ok() {
+                bound = self.bind(pair.rtcp);
+                if bound.is_err() {
+                    self.close_port(pair.rtp);
+                }
+            }
+            match bound {
+                Ok(()) => return Ok(Some(pair)),
+                Err(error) => {
+                    tracing::warn!(rtp = pair.rtp, %error, "port pair held elsewhere, passed over");
+                    self.counters.ports_held_elsewhere += 1;
+                    self.relay.defer_next_pair();
+                    last_error = Some(error);
+                }
+            }
+        }
+        match last_error {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
     }
 
     fn bind(&mut self, port: u16) -> ControlResult<()> {
