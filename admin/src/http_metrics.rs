@@ -66,3 +66,47 @@ pub async fn track(
         .observe(started.elapsed().as_secs_f64());
     response
 }
+
+/// The login throttle's metrics.
+#[derive(Debug, Clone)]
+pub struct ThrottleMetrics {
+    /// Keys held in the throttle's tables (bounded by their capacity).
+    pub entries: prometheus::IntGauge,
+    refusals: IntCounterVec,
+    /// Logins locked by this node.
+    pub lockouts: prometheus::IntCounter,
+}
+
+impl ThrottleMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let entries = prometheus::IntGauge::new(
+            "carillon_login_throttle_entries",
+            "Keys held in the login throttle's tables (pairs, sources, logins).",
+        )?;
+        registry.register(Box::new(entries.clone()))?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "carillon_login_refusals_total",
+                "Login attempts refused before the password check, by reason.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(refusals.clone()))?;
+        let lockouts = prometheus::IntCounter::new(
+            "carillon_login_lockouts_total",
+            "Logins this node locked after too many failures.",
+        )?;
+        registry.register(Box::new(lockouts.clone()))?;
+        Ok(Self {
+            entries,
+            refusals,
+            lockouts,
+        })
+    }
+
+    /// One attempt refused for `reason` (`throttled`, `locked`).
+    pub fn refused(&self, reason: &str) {
+        self.refusals.with_label_values(&[reason]).inc();
+    }
+}

@@ -16,6 +16,7 @@ pub mod presence;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod throttle;
 pub mod token;
 pub mod write;
 
@@ -51,6 +52,7 @@ impl Admin {
         registry: prometheus::Registry,
     ) -> Result<Self, AdminError> {
         let http_metrics = Arc::new(HttpMetrics::register(&registry)?);
+        let throttle_metrics = Arc::new(http_metrics::ThrottleMetrics::register(&registry)?);
         Ok(Self {
             state: AppState {
                 consensus,
@@ -58,6 +60,10 @@ impl Admin {
                 registry,
                 http_metrics,
                 presence: Arc::new(presence::NoSipEdge),
+                throttle: Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
+                    throttle::ThrottleRules::default(),
+                ))),
+                throttle_metrics,
                 history: None,
             },
         })
@@ -66,6 +72,11 @@ impl Admin {
     /// Shows registrations from this node's SIP edge (D7) in the API.
     pub fn set_presence(&mut self, presence: Arc<dyn presence::Presence>) {
         self.state.presence = presence;
+    }
+
+    /// Throttles logins by `rules` (the node's configuration).
+    pub fn set_throttle_rules(&mut self, rules: throttle::ThrottleRules) {
+        self.state.throttle = Arc::new(std::sync::Mutex::new(throttle::Throttle::new(rules)));
     }
 
     /// Serves activity records (H1) from this node's history store.

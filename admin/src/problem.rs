@@ -16,6 +16,8 @@ pub struct Problem {
     pub detail: String,
     /// The requirement id the rule comes from (for example `V1`), when there is one.
     pub rule: Option<&'static str>,
+    /// Seconds before a retry may succeed (`Retry-After`), for 429 and 503.
+    pub retry_after_s: Option<u64>,
 }
 
 /// The problem+json body as served.
@@ -46,7 +48,14 @@ impl Problem {
             code: code.to_string(),
             detail: detail.into(),
             rule: None,
+            retry_after_s: None,
         }
+    }
+
+    /// The same problem, with `Retry-After` (whole seconds, rounded up).
+    pub fn retry_after_ms(mut self, ms: u64) -> Self {
+        self.retry_after_s = Some(ms.div_ceil(1000).max(1));
+        self
     }
 
     /// The same problem, naming the requirement id it enforces.
@@ -105,12 +114,18 @@ impl IntoResponse for Problem {
             rule: self.rule,
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

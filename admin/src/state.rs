@@ -20,6 +20,10 @@ pub struct AppState {
     pub http_metrics: Arc<HttpMetrics>,
     /// Registrations from this node's SIP edge (D7).
     pub presence: Arc<dyn crate::presence::Presence>,
+    /// The login throttle of this node (`crate::throttle`).
+    pub throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// Its metrics.
+    pub throttle_metrics: Arc<crate::http_metrics::ThrottleMetrics>,
     /// This node's history store (H1), once the node has opened it.
     pub history: Option<Arc<dyn carillon_actors::history::HistoryStore>>,
 }

@@ -75,6 +75,41 @@ pub struct OperatorSection {
     pub password_env: String,
 }
 
+/// Login throttling and lockout of the admin API (the README's rule);
+/// every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    /// Failures of a (login, address) pair before delays start (3).
+    pub free_failures: Option<u32>,
+    /// Failures of an address, any login, before delays start (20).
+    pub source_free_failures: Option<u32>,
+    /// Failures of a login from every address that lock it (10).
+    pub lockout_failures: Option<u32>,
+    /// Failures are forgotten this long after the last one (900).
+    pub window_s: Option<u64>,
+    /// How long a lockout lasts (900).
+    pub lockout_s: Option<u64>,
+    /// The longest delay between attempts (60).
+    pub max_delay_s: Option<u64>,
+}
+
+impl LoginSection {
+    /// The throttle's rules: the defaults where a key is absent.
+    pub fn rules(&self) -> carillon_admin::throttle::ThrottleRules {
+        let d = carillon_admin::throttle::ThrottleRules::default();
+        carillon_admin::throttle::ThrottleRules {
+            pair_free_failures: self.free_failures.unwrap_or(d.pair_free_failures),
+            source_free_failures: self.source_free_failures.unwrap_or(d.source_free_failures),
+            lockout_failures: self.lockout_failures.unwrap_or(d.lockout_failures),
+            window_ms: self.window_s.map_or(d.window_ms, |s| s * 1000),
+            lockout_ms: self.lockout_s.map_or(d.lockout_ms, |s| s * 1000),
+            max_delay_ms: self.max_delay_s.map_or(d.max_delay_ms, |s| s * 1000),
+            ..d
+        }
+    }
+}
+
 /// SIP edge settings; every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +224,9 @@ pub struct NodeConfig {
     /// The operator account to create at bootstrap.
     #[serde(default)]
     pub operator: Option<OperatorSection>,
+    /// Login throttling and lockout.
+    #[serde(default)]
+    pub login: LoginSection,
     /// The media relay (required for role media).
     #[serde(default)]
     pub media: Option<MediaSection>,
@@ -291,6 +329,15 @@ impl NodeConfig {
         if sip.rate_per_second == Some(0) || sip.burst == Some(0) {
             return Err(invalid(
                 "sip.rate_per_second and sip.burst must be at least 1".into(),
+            ));
+        }
+        let login = &self.login;
+        if login.lockout_failures == Some(0)
+            || [login.window_s, login.lockout_s, login.max_delay_s].contains(&Some(0))
+        {
+            return Err(invalid(
+                "login: lockout_failures, window_s, lockout_s and max_delay_s are at least 1"
+                    .into(),
             ));
         }
         if sip.max_auth_failures == Some(0) {
@@ -502,6 +549,21 @@ snapshot_every_entries = 500
         assert_eq!(config.initial_members().len(), 2);
         assert_eq!(config.timing().snapshot_every_entries, 500);
         assert_eq!(config.timing().heartbeat_interval_ms, 100);
+        assert_eq!(
+            config.login.rules(),
+            carillon_admin::throttle::ThrottleRules::default()
+        );
+        let tuned = NodeConfig::parse(
+            &format!("{THREE}\n[login]\nlockout_failures = 5\nlockout_s = 60\n"),
+            "test",
+        )
+        .expect("valid");
+        let rules = tuned.login.rules();
+        assert_eq!((rules.lockout_failures, rules.lockout_ms), (5, 60_000));
+        assert_eq!(
+            rules.pair_free_failures, 3,
+            "the others keep their defaults"
+        );
     }
 
     #[test]
@@ -536,6 +598,15 @@ snapshot_every_entries = 500
                 format!("{THREE}\n[sip]\nrate_per_second = 0\n"),
                 "rate_per_second",
             ),
+            (
+                format!("{THREE}\n[login]\nlockout_failures = 0\n"),
+                "login: lockout_failures",
+            ),
+            (
+                format!("{THREE}\n[login]\nwindow_s = 0\n"),
+                "login: lockout_failures, window_s",
+            ),
+            (format!("{THREE}\n[login]\nsurprise = 1\n"), "unknown field"),
         ];
         for (text, expected) in cases {
             let error = NodeConfig::parse(&text, "test")

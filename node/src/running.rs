@@ -146,6 +146,7 @@ impl RunningNode {
             admin.set_presence(Arc::new(EdgePresence::new(server.registrations())));
         }
         admin.set_history(history);
+        admin.set_throttle_rules(config.login.rules());
         let listener = tokio::net::TcpListener::bind(&config.admin_addr)
             .await
             .with_context(|| format!("listen for the admin API on {}", config.admin_addr))?;

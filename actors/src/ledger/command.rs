@@ -239,6 +239,18 @@ pub enum Command {
     RevokeApiToken {
         token: ApiTokenId,
     },
+    /// The front door locks a login after too many failed attempts from
+    /// any source (only a login some account has).
+    LockLogin {
+        login: String,
+        until_ms: u64,
+        failures: u32,
+        last_source: String,
+    },
+    /// An administrator lifts a login's lockout.
+    UnlockLogin {
+        login: String,
+    },
     Login {
         tenant: TenantId,
         user: UserId,

@@ -25,6 +25,7 @@ mod devices;
 mod directory;
 mod entries;
 mod licences;
+mod lockouts;
 mod queries;
 mod resume;
 mod sessions;
@@ -36,6 +37,7 @@ pub use change::Change;
 pub use command::{Command, Outcome, Response, TokenOwner};
 pub use entries::{EntryState, QueueEntry};
 pub use licences::Licences;
+pub use lockouts::{fold_login, Lockout};
 pub use sessions::{agent_state, AfterActivity, AgentSession, AgentStatus};
 pub use tenant::TenantState;
 
@@ -86,6 +88,9 @@ pub struct Ledger {
     tenants: BTreeMap<TenantId, TenantState>,
     #[serde(default)]
     placement: Placement,
+    /// Locked logins, by case-folded login.
+    #[serde(default)]
+    lockouts: BTreeMap<String, Lockout>,
     #[serde(skip)]
     changes: change::Pending,
 }
@@ -316,6 +321,41 @@ impl Ledger {
                 }
                 Ok(outcome)
             }
+            C::LockLogin {
+                login,
+                until_ms,
+                failures,
+                last_source,
+            } => {
+                let login = fold_login(&login);
+                ensure(self.login_exists(&login), RefusalCode::NotFound, || {
+                    "no account has this login (only accounts are locked)".into()
+                })?;
+                ensure(until_ms > now_ms, RefusalCode::CountInvalid, || {
+                    "a lockout ends in the future".into()
+                })?;
+                self.lockouts.retain(|_, l| l.until_ms > now_ms);
+                self.lockouts.insert(
+                    login.clone(),
+                    Lockout {
+                        login,
+                        locked_at_ms: now_ms,
+                        until_ms,
+                        failures,
+                        last_source,
+                    },
+                );
+                Ok(Outcome::Done)
+            }
+            C::UnlockLogin { login } => {
+                let removed = self.lockouts.remove(&fold_login(&login));
+                ensure(
+                    removed.is_some_and(|l| l.until_ms > now_ms),
+                    RefusalCode::NotFound,
+                    || "this login is not locked".into(),
+                )?;
+                Ok(Outcome::Done)
+            }
             C::RevokeApiToken { token } => {
                 let token = self
                     .api_tokens
@@ -362,6 +402,7 @@ impl Command {
             | C::CreateTenant { .. }
             | C::SetPlacement { .. } => None,
             C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
+            C::LockLogin { .. } | C::UnlockLogin { .. } => None,
             C::By { inner, .. } => inner.tenant(),
             C::RenameTenant { tenant, .. }
             | C::SetFeatureCodes { tenant, .. }

@@ -30,6 +30,26 @@ impl Ledger {
         self.signing_key_hex.as_deref()
     }
 
+    /// Whether an operator or a user has the (case-folded) login.
+    pub(crate) fn login_exists(&self, folded: &str) -> bool {
+        self.operators
+            .values()
+            .any(|o| super::fold_login(&o.login) == folded)
+            || self.users_by_login(folded).next().is_some()
+    }
+
+    /// The lockout of `login` in force at `now_ms`, if any.
+    pub fn lockout(&self, login: &str, now_ms: u64) -> Option<&super::Lockout> {
+        self.lockouts
+            .get(&super::fold_login(login))
+            .filter(|l| l.until_ms > now_ms)
+    }
+
+    /// Every lockout in force at `now_ms`.
+    pub fn lockouts(&self, now_ms: u64) -> impl Iterator<Item = &super::Lockout> {
+        self.lockouts.values().filter(move |l| l.until_ms > now_ms)
+    }
+
     /// An operator by login.
     pub fn operator_by_login(&self, login: &str) -> Option<&Operator> {
         self.operators.values().find(|o| o.login == login)

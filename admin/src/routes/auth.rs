@@ -3,6 +3,7 @@
 use crate::access::Caller;
 use crate::extract::{Body, Id};
 use crate::problem::Problem;
+use crate::routes::sessions::ClientIp;
 use crate::state::AppState;
 use crate::token::{self, Claims, Principal, SESSION_TTL_MS};
 use crate::write::{created_id, hex, random_bytes};
@@ -15,6 +16,7 @@ use carillon_actors::model::user::Role;
 use carillon_actors::model::{ApiTokenId, OperatorId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
 use utoipa::ToSchema;
 
 /// Body of `POST /api/v1/auth/login`.
@@ -100,9 +102,12 @@ enum Candidate {
 
 /// Logs in with a login and a panel password; answers a bearer token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = Session)))]
+    responses((status = 200, body = Session),
+        (status = 401, description = "Unknown login or wrong password", body = crate::problem::ProblemBody),
+        (status = 429, description = "`LOGIN_THROTTLED` or `LOGIN_LOCKED`, with `Retry-After`", body = crate::problem::ProblemBody)))]
 pub async fn login(
     State(app): State<AppState>,
+    ClientIp(source): ClientIp,
     Body(body): Body<LoginRequest>,
 ) -> Result<Json<Session>, Problem> {
     let LoginRequest {
@@ -110,6 +115,45 @@ pub async fn login(
         password,
         tenant,
     } = body;
+    let source = source.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let now = app.clock.now_ms();
+    app.may_try(&login, source, now)?;
+    let result = check_password(&app, login.clone(), password, tenant).await;
+    match &result {
+        Ok(_) => app.throttle().succeeded(&login, source),
+        Err(p) if p.code == "UNAUTHENTICATED" => app.login_failed(&login, source, now).await,
+        Err(_) => {}
+    }
+    let (principal, phc) = result?;
+    let key = app
+        .consensus
+        .read_local(|l| l.signing_key_hex().and_then(crate::access::hex_decode))
+        .ok_or_else(|| Problem::unavailable("the cluster is not bootstrapped yet"))?;
+    let claims = Claims {
+        principal,
+        password_tag: token::password_tag(&phc),
+        issued_at_ms: now,
+        expires_at_ms: now + SESSION_TTL_MS,
+    };
+    let token = token::sign(&claims, &key);
+    let caller = app
+        .consensus
+        .read_local(|l| crate::access::authenticate(l, &token, now))?;
+    tracing::info!(login = %login, "logged in");
+    Ok(Json(Session {
+        token,
+        expires_at_ms: claims.expires_at_ms,
+        whoami: WhoAmI::from(&caller),
+    }))
+}
+
+/// The account `login` names, if `password` is its password.
+async fn check_password(
+    app: &AppState,
+    login: String,
+    password: String,
+    tenant: Option<TenantId>,
+) -> Result<(Principal, String), Problem> {
     // Linearizable: a user created a moment ago on another node can log in here.
     let candidates = app
         .consensus
@@ -159,7 +203,7 @@ pub async fn login(
         tracing::info!(login = %login, "login refused: wrong password");
         return Err(bad_credentials());
     }
-    let (principal, phc) = match candidate {
+    Ok(match candidate {
         Candidate::Operator { id, phc } => (Principal::Operator { id: id.0 }, phc),
         Candidate::User { tenant, id, hash } => (
             Principal::User {
@@ -168,28 +212,7 @@ pub async fn login(
             },
             hash.phc,
         ),
-    };
-    let key = app
-        .consensus
-        .read_local(|l| l.signing_key_hex().and_then(crate::access::hex_decode))
-        .ok_or_else(|| Problem::unavailable("the cluster is not bootstrapped yet"))?;
-    let now = app.clock.now_ms();
-    let claims = Claims {
-        principal,
-        password_tag: token::password_tag(&phc),
-        issued_at_ms: now,
-        expires_at_ms: now + SESSION_TTL_MS,
-    };
-    let token = token::sign(&claims, &key);
-    let caller = app
-        .consensus
-        .read_local(|l| crate::access::authenticate(l, &token, now))?;
-    tracing::info!(login = %login, "logged in");
-    Ok(Json(Session {
-        token,
-        expires_at_ms: claims.expires_at_ms,
-        whoami: WhoAmI::from(&caller),
-    }))
+    })
 }
 
 /// Who the bearer token speaks for.

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod devices;
 pub mod history;
 pub mod licences;
+pub mod lockouts;
 pub mod numbers;
 pub mod queues;
 pub mod sessions;

@@ -156,6 +156,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }],
         raft: RaftSection::default(),
         operator: None,
+        login: Default::default(),
         media: Some(media_section(&args.sip_addr, &args.rtp_ports)?),
         media_nodes: Vec::new(),
     };

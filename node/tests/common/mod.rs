@@ -117,6 +117,20 @@ impl Drop for Demo {
     }
 }
 
+/// The value of the unlabelled metric `name` on the node at `url`.
+pub async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
 /// The password of `login` in demo.json.
 pub fn password_of(demo: &Value, login: &str) -> String {
     demo["users"]

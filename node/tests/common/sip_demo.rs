@@ -125,16 +125,7 @@ impl SipDemo {
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.api.url))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /metrics"))
+        super::metric(&self.api.url, name).await
     }
 
     /// Waits until a metric reads `value` (the edge publishes its

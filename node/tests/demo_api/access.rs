@@ -351,7 +351,13 @@ pub fn table(ids: &Ids) -> Vec<Row> {
             [404, 404, 404, 404, 403, 403, 401],
         ),
         // Every other route, probed with requests that change nothing.
-        ("POST", "/api/v1/auth/login".into(), Some(json!({"login": "nobody", "password": "x"})), [401, 401, 401, 401, 401, 401, 401]),
+        // Three free failures of (nobody, 127.0.0.1), then a 1 s delay
+        // (the row takes milliseconds): 429 `LOGIN_THROTTLED`.
+        ("POST", "/api/v1/auth/login".into(), Some(json!({"login": "nobody", "password": "x"})), [401, 401, 401, 429, 429, 429, 429]),
+        ("GET", "/api/v1/lockouts".into(), None, [200, 403, 403, 403, 403, 403, 401]),
+        ("DELETE", "/api/v1/lockouts/nobody".into(), None, [404, 403, 403, 403, 403, 403, 401]),
+        ("GET", format!("{base}/lockouts"), None, [200, 200, 200, 403, 403, 403, 401]),
+        ("DELETE", format!("{base}/lockouts/nobody"), None, [404, 404, 404, 403, 403, 403, 401]),
         ("POST", "/api/v1/auth/tokens".into(), Some(json!({"name": ""})), [422, 422, 422, 422, 422, 422, 401]),
         ("DELETE", "/api/v1/auth/tokens/999999".into(), None, [404, 404, 404, 404, 404, 404, 401]),
         ("POST", "/api/v1/cluster/members".into(), Some(json!({"id": 9, "raft_addr": "nowhere", "admin_addr": "nowhere"})), [422, 403, 403, 403, 403, 403, 401]),
