@@ -206,6 +206,7 @@ impl TenantState {
             RefusalCode::NameRequired,
             || "an entry id has 1 to 128 characters".into(),
         )?;
+        crate::model::text::ID.check("entry", &entry)?;
         ensure(
             !self.entries.entries.contains_key(&entry),
             RefusalCode::EntryNotUnique,

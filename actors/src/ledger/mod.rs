@@ -243,6 +243,7 @@ impl Ledger {
                     RefusalCode::TokenNameInvalid,
                     || "a token name has 1 to 100 characters".into(),
                 )?;
+                crate::model::text::LINE.check("name", &name)?;
                 match owner {
                     TokenOwner::Operator { operator } => ensure(
                         self.operators.contains_key(&operator),

@@ -225,6 +225,7 @@ impl TenantState {
             RefusalCode::NameRequired,
             || "a terminal id has 1 to 128 characters".into(),
         )?;
+        crate::model::text::ID.check("terminal", &terminal)?;
         let mut static_queues = self.static_queues(user);
         static_queues.extend(agent.spec.login_queues.iter().copied());
         let session = self.sessions.entry(user).or_insert_with(|| AgentSession {

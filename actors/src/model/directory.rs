@@ -8,11 +8,10 @@ use super::user::valid_phone_number;
 use serde::{Deserialize, Serialize};
 
 fn name_ok(name: &str) -> Checked<()> {
-    ensure(
-        !name.trim().is_empty() && name.len() <= 200,
-        RefusalCode::NameRequired,
-        || "a name has 1 to 200 characters".into(),
-    )
+    ensure(!name.trim().is_empty(), RefusalCode::NameRequired, || {
+        "a name has 1 to 200 characters".into()
+    })?;
+    super::text::LINE.check("name", name)
 }
 
 /// What an operator sets when creating a tenant.
@@ -330,7 +329,8 @@ pub struct NamedSpec {
 impl NamedSpec {
     /// Rules of the spec alone.
     pub fn validate(&self) -> Checked<()> {
-        name_ok(&self.name)
+        name_ok(&self.name)?;
+        super::text::DESCRIPTION.check("description", &self.description)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod licence;
 pub mod queue;
 pub mod refusal;
+pub mod text;
 pub mod user;
 
 pub use ids::*;

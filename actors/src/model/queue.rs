@@ -433,10 +433,21 @@ impl QueueSpec {
             ))
         };
         ensure(
-            !self.name.trim().is_empty() && self.name.len() <= 200,
+            !self.name.trim().is_empty(),
             RefusalCode::NameRequired,
             || "a queue needs a name of 1 to 200 characters".into(),
         )?;
+        use super::text::{check_opt, LINE, SHORT};
+        LINE.check("name", &self.name)?;
+        check_opt(SHORT, "music_on_hold", self.music_on_hold.as_deref())?;
+        if let Some(a) = &self.periodic_announcement {
+            SHORT.check("periodic_announcement.prompt", &a.prompt)?;
+        }
+        for destination in self.destinations() {
+            if let Destination::Hangup { prompt } = destination {
+                check_opt(SHORT, "destination prompt", prompt.as_deref())?;
+            }
+        }
         if self.default_priority > 100 {
             return bad("default_priority is 0 to 100".into());
         }

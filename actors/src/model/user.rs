@@ -284,6 +284,16 @@ impl UserSpec {
             RefusalCode::NameRequired,
             || "a user needs a full name".into(),
         )?;
+        use super::text::{check_opt, Text, DESCRIPTION, LINE, SHORT, URL};
+        LINE.check("full_name", &self.full_name)?;
+        DESCRIPTION.check("description", &self.description)?;
+        check_opt(URL, "avatar_url", self.avatar_url.as_deref())?;
+        check_opt(SHORT, "agent_greeting", self.agent_greeting.as_deref())?;
+        let email = Text {
+            max_chars: 254,
+            multiline: false,
+        };
+        check_opt(email, "email", self.email.as_deref())?;
         ensure(
             self.wrap_up_s.is_none_or(|s| s <= 3600),
             RefusalCode::WrapUpInvalid,

@@ -252,6 +252,112 @@ async fn the_demo_api_as_users_meet_it() {
             assert!(reply["rule"].is_string(), "{reply}");
         }
     }
+    // Input hygiene: refused strings per field, each naming the field and
+    // its rule; nothing is created.
+    let user = |patch: Value| {
+        let mut body =
+            json!({"kind": "contact_centre", "roles": ["agent"], "full_name": "B", "login": "b1"});
+        body.as_object_mut()
+            .expect("object")
+            .extend(patch.as_object().expect("patch").clone());
+        body
+    };
+    let hygiene = [
+        (
+            "skills",
+            json!({"name": "Eng\u{0}lish"}),
+            "name",
+            "TEXT_CONTROL_CHARACTER",
+        ),
+        (
+            "groups",
+            json!({"name": "Tier\u{85}1"}),
+            "name",
+            "TEXT_CONTROL_CHARACTER",
+        ),
+        (
+            "groups",
+            json!({"name": "Tier 9", "description": "bell\u{7}"}),
+            "description",
+            "TEXT_CONTROL_CHARACTER",
+        ),
+        (
+            "pause-types",
+            json!({"name": "Lunch\u{202e}", "paid": true}),
+            "name",
+            "TEXT_BIDI_CONTROL",
+        ),
+        (
+            "branches",
+            json!({"name": "x".repeat(201), "country": "CZ", "timezone": "Europe/Prague"}),
+            "name",
+            "TEXT_TOO_LONG",
+        ),
+        (
+            "users",
+            user(json!({"full_name": "Anna\nNovak"})),
+            "full_name",
+            "TEXT_CONTROL_CHARACTER",
+        ),
+        (
+            "users",
+            user(json!({"description": "\u{2066}hidden\u{2069}"})),
+            "description",
+            "TEXT_BIDI_CONTROL",
+        ),
+        (
+            "users",
+            user(json!({"email": "a@b.cz\u{0}"})),
+            "email",
+            "TEXT_CONTROL_CHARACTER",
+        ),
+        (
+            "users",
+            user(json!({"avatar_url": format!("https://x.cz/{}", "a".repeat(2048))})),
+            "avatar_url",
+            "TEXT_TOO_LONG",
+        ),
+        (
+            "queues",
+            json!({"name": "Sales\u{202d}"}),
+            "name",
+            "TEXT_BIDI_CONTROL",
+        ),
+        (
+            "devices",
+            json!({"kind": "mobile", "name": "Phone\u{1b}[2J", "external_number": "+420600000009"}),
+            "name",
+            "TEXT_CONTROL_CHARACTER",
+        ),
+    ];
+    for (area, body, field, code) in hygiene {
+        let (got, reply) = api
+            .call(
+                Some(&op),
+                "POST",
+                &format!("{base}/{area}"),
+                Some(body.clone()),
+            )
+            .await;
+        assert!(
+            got == 422
+                && reply["code"] == code
+                && reply["rule"] == "V6"
+                && reply["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with(&format!("V6: {field}: "))),
+            "{area} {body} -> {got} {reply}"
+        );
+    }
+    let (_, reply) = api
+        .call(
+            Some(&op),
+            "POST",
+            "/api/v1/auth/tokens",
+            Some(json!({"name": "ci\u{0}"})),
+        )
+        .await;
+    assert_eq!(reply["code"], "TEXT_CONTROL_CHARACTER", "{reply}");
     let (status, reply) = api
         .call(
             Some(&op),
