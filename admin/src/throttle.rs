@@ -19,6 +19,8 @@
 //! whose last failure is oldest goes (a spray of random logins cannot grow
 //! the node's memory).
 
+// Logins are counted case-folded, as the ledger compares them.
+use carillon_actors::ledger::fold_login as fold;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -163,11 +165,6 @@ pub struct Throttle {
     sources: Table<IpAddr>,
     logins: Table<String>,
     next_stamp: u64,
-}
-
-/// Logins are counted case-folded (the same account however it is typed).
-fn fold(login: &str) -> String {
-    login.to_lowercase()
 }
 
 impl Throttle {
