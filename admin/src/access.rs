@@ -96,6 +96,8 @@ pub struct Caller {
     pub roles: BTreeSet<Role>,
     /// The managed part of the tenant (whole tenant when empty).
     pub scope: Scope,
+    /// The login session of a session token (`None` for an API token).
+    pub session: Option<u64>,
 }
 
 impl Caller {
@@ -280,7 +282,24 @@ pub fn authenticate(ledger: &Ledger, bearer: &str, now_ms: u64) -> Result<Caller
         .ok_or_else(|| Problem::unavailable("the cluster is not bootstrapped yet"))?;
     let claims = token::verify(bearer, &key, now_ms)
         .map_err(|e| Problem::unauthenticated(format!("invalid bearer token: {e}")))?;
-    match claims.principal {
+    let owner = match claims.principal {
+        Principal::Operator { id } => TokenOwner::Operator {
+            operator: OperatorId(id),
+        },
+        Principal::User { tenant, id } => TokenOwner::User {
+            tenant: TenantId(tenant),
+            user: UserId(id),
+        },
+    };
+    if ledger
+        .login_session(claims.session, now_ms)
+        .is_none_or(|s| s.owner != owner)
+    {
+        return Err(Problem::unauthenticated(
+            "this session has ended (logged out)",
+        ));
+    }
+    let caller = match claims.principal {
         Principal::Operator { id } => {
             let caller = operator_caller(ledger, OperatorId(id))?;
             let phc = ledger
@@ -300,7 +319,11 @@ pub fn authenticate(ledger: &Ledger, bearer: &str, now_ms: u64) -> Result<Caller
             UserId(id),
             Some(&claims.password_tag),
         ),
-    }
+    }?;
+    Ok(Caller {
+        session: Some(claims.session),
+        ..caller
+    })
 }
 
 fn operator_caller(ledger: &Ledger, id: OperatorId) -> Result<Caller, Problem> {
@@ -311,6 +334,7 @@ fn operator_caller(ledger: &Ledger, id: OperatorId) -> Result<Caller, Problem> {
         principal: Principal::Operator { id: id.0 },
         roles: BTreeSet::new(),
         scope: Scope::default(),
+        session: None,
     })
 }
 
@@ -344,6 +368,7 @@ fn user_caller(
         },
         roles: user.spec.roles.clone(),
         scope: user.spec.scope.clone(),
+        session: None,
     })
 }
 
@@ -376,19 +401,27 @@ impl FromRequestParts<AppState> for Caller {
                 Problem::unauthenticated("the Authorization header is not `Bearer <token>`")
             })?;
         let now_ms = app.clock.now_ms();
-        let bearer = bearer.trim();
-        match app
-            .consensus
-            .read_local(|ledger| authenticate(ledger, bearer, now_ms))
-        {
-            Ok(caller) => Ok(caller),
-            // This node may not have applied the user or token yet: ask again
-            // with a linearizable read before refusing.
-            Err(_) => {
-                app.consensus
-                    .read(|ledger| authenticate(ledger, bearer, now_ms))
-                    .await?
-            }
+        authenticate_fresh(app, bearer.trim(), now_ms).await
+    }
+}
+
+/// [`authenticate`] on this node's ledger, and when that refuses, once more
+/// on a linearizable read: this node may not have applied the user, token
+/// or session yet.
+pub async fn authenticate_fresh(
+    app: &AppState,
+    bearer: &str,
+    now_ms: u64,
+) -> Result<Caller, Problem> {
+    match app
+        .consensus
+        .read_local(|ledger| authenticate(ledger, bearer, now_ms))
+    {
+        Ok(caller) => Ok(caller),
+        Err(_) => {
+            app.consensus
+                .read(|ledger| authenticate(ledger, bearer, now_ms))
+                .await?
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod presence;
 pub mod problem;
 pub mod routes;
+pub mod security;
 pub mod state;
 pub mod throttle;
 pub mod token;
@@ -42,6 +43,7 @@ pub enum AdminError {
 #[derive(Debug, Clone)]
 pub struct Admin {
     state: AppState,
+    security: Arc<security::SecurityPolicy>,
 }
 
 impl Admin {
@@ -66,7 +68,13 @@ impl Admin {
                 throttle_metrics,
                 history: None,
             },
+            security: Arc::new(security::SecurityPolicy::default()),
         })
+    }
+
+    /// Applies `policy` (CORS origins, HTTPS) to every response.
+    pub fn set_security(&mut self, policy: security::SecurityPolicy) {
+        self.security = Arc::new(policy);
     }
 
     /// Shows registrations from this node's SIP edge (D7) in the API.
@@ -86,7 +94,10 @@ impl Admin {
 
     /// The HTTP router.
     pub fn router(&self) -> Router {
-        openapi::router(self.state.clone())
+        openapi::router(self.state.clone()).layer(axum::middleware::from_fn_with_state(
+            self.security.clone(),
+            security::apply,
+        ))
     }
 
     /// Makes sure the cluster has a token signing key and the operator

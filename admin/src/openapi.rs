@@ -6,8 +6,8 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::http_metrics;
 use crate::problem::{Problem, ProblemBody};
 use crate::routes::{
-    auth, catalogue, cluster, devices, history, licences, lockouts, numbers, queues, sessions,
-    system, tenants, users,
+    auth, catalogue, cluster, devices, history, licences, lockouts, login_sessions, numbers,
+    queues, sessions, system, tenants, users,
 };
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -79,6 +79,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::me))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
+        .routes(routes!(login_sessions::list))
+        .routes(routes!(login_sessions::end))
+        .routes(routes!(login_sessions::logout))
         .routes(routes!(lockouts::list_all))
         .routes(routes!(lockouts::unlock_any))
         .routes(routes!(lockouts::list_of_tenant))

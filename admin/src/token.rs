@@ -36,6 +36,9 @@ pub enum Principal {
 pub struct Claims {
     /// Who.
     pub principal: Principal,
+    /// The ledger's session this token belongs to: logging out ends it,
+    /// and the token with it.
+    pub session: u64,
     /// A tag of the password the token was issued against: changing the
     /// password invalidates every token issued before.
     pub password_tag: String,
@@ -113,6 +116,7 @@ mod tests {
     fn claims() -> Claims {
         Claims {
             principal: Principal::User { tenant: 1, id: 7 },
+            session: 3,
             password_tag: password_tag("$argon2id$v=19$m=19456,t=2,p=1$abc$def"),
             issued_at_ms: 1_000,
             expires_at_ms: 2_000,

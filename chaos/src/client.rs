@@ -57,6 +57,11 @@ impl AdminClient {
         }
     }
 
+    /// The bearer token it carries.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The base URL.
     pub fn base_url(&self) -> &str {
         &self.base_url

@@ -305,6 +305,54 @@ fn overlapping_spans(records: &[Value]) -> (usize, Vec<String>) {
     (count, overlaps)
 }
 
+/// The front door's sessions across nodes: a session opened through node 1
+/// is accepted by node 3, and its logout through node 2 ends it on every
+/// node; how often each node still accepted the token after the logout
+/// answered is reported (tries 5 ms apart while it applies the end).
+async fn sessions_end_on_every_node(
+    cluster: &ClusterSupervisor,
+    report: &mut ChaosReport,
+) -> Result<()> {
+    let session = AdminClient::new(&cluster.spec(1).admin_url())?
+        .login("operator", OPERATOR_PASSWORD)
+        .await?;
+    let bearer = session.token().unwrap_or_default().to_string();
+    let on = |id: u64| -> Result<AdminClient> {
+        Ok(AdminClient::new(&cluster.spec(id).admin_url())?.with_token(&bearer))
+    };
+    let me = on(3)?.get("/api/v1/auth/me").await?;
+    report.check(me.ok(), || {
+        format!("node 3 accepts node 1's session at once: {me:?}")
+    });
+    let out = on(2)?
+        .send::<Value>(reqwest::Method::POST, "/api/v1/auth/logout", None, None)
+        .await?;
+    report.check(out.status == 204, || {
+        format!("logout through node 2: {out:?}")
+    });
+    for id in 1..=3 {
+        let mut accepted = 0;
+        let refused = loop {
+            let reply = on(id)?.get("/api/v1/auth/me").await?;
+            if reply.status == 401 {
+                break true;
+            }
+            accepted += 1;
+            if accepted >= 1_000 {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        report.check(refused, || {
+            format!("node {id} refuses the logged-out token within 1,000 tries 5 ms apart")
+        });
+        report.event(format!(
+            "after the logout answered, node {id} accepted the token {accepted} more time(s)"
+        ));
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiting_calls_survive_the_death_of_their_queue_actors_node() -> Result<()> {
     let specs = (1..=3u16)
@@ -341,6 +389,8 @@ async fn waiting_calls_survive_the_death_of_their_queue_actors_node() -> Result<
             Duration::from_millis(250),
         )
         .await?;
+    let mut report = ChaosReport::default();
+    sessions_end_on_every_node(&cluster, &mut report).await?;
     let (t, queue, agents) = seed(&client(1, &token)?).await?;
     let (victim, members) = owner_of(&client(1, &token)?, "queue", queue).await?;
     let placement = client(1, &token)?.get("/api/v1/cluster/placement").await?;
@@ -351,7 +401,6 @@ async fn waiting_calls_survive_the_death_of_their_queue_actors_node() -> Result<
         .filter(|a| a["tenant"] == t)
         .filter_map(|a| a["owner"].as_u64())
         .collect();
-    let mut report = ChaosReport::default();
     report.check(members.len() == 3, || {
         format!("three live members before the kill: {members:?}")
     });

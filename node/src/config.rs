@@ -110,6 +110,16 @@ impl LoginSection {
     }
 }
 
+/// The admin API's HTTP policy; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Origins (`scheme://host[:port]`) other than the node's own that
+    /// browsers may call the API from; none by default.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
 /// SIP edge settings; every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +237,9 @@ pub struct NodeConfig {
     /// Login throttling and lockout.
     #[serde(default)]
     pub login: LoginSection,
+    /// The admin API's HTTP policy (CORS).
+    #[serde(default)]
+    pub admin: AdminSection,
     /// The media relay (required for role media).
     #[serde(default)]
     pub media: Option<MediaSection>,
@@ -339,6 +352,11 @@ impl NodeConfig {
                 "login: lockout_failures, window_s, lockout_s and max_delay_s are at least 1"
                     .into(),
             ));
+        }
+        if let Err(e) =
+            carillon_admin::security::SecurityPolicy::new(&self.admin.cors_origins, false)
+        {
+            return Err(invalid(format!("admin.cors_origins: {e}")));
         }
         if sip.max_auth_failures == Some(0) {
             return Err(invalid("sip.max_auth_failures must be at least 1".into()));

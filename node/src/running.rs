@@ -147,6 +147,10 @@ impl RunningNode {
         }
         admin.set_history(history);
         admin.set_throttle_rules(config.login.rules());
+        admin.set_security(
+            carillon_admin::security::SecurityPolicy::new(&config.admin.cors_origins, false)
+                .context("admin.cors_origins")?,
+        );
         let listener = tokio::net::TcpListener::bind(&config.admin_addr)
             .await
             .with_context(|| format!("listen for the admin API on {}", config.admin_addr))?;

@@ -69,7 +69,10 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
         | C::CreateOperator { .. }
         | C::CreateApiToken { .. }
         | C::RevokeApiToken { .. } => vec![Change::Cluster],
-        C::LockLogin { .. } | C::UnlockLogin { .. } => Vec::new(),
+        C::LockLogin { .. }
+        | C::UnlockLogin { .. }
+        | C::OpenLoginSession { .. }
+        | C::CloseLoginSession { .. } => Vec::new(),
         C::CreateTenant { .. } | C::RenameTenant { .. } => vec![Change::Tenants],
         C::CreateBranch { tenant, .. }
         | C::UpdateBranch { tenant, .. }

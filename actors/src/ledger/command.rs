@@ -251,6 +251,17 @@ pub enum Command {
     UnlockLogin {
         login: String,
     },
+    /// A login opens a session (its bearer token names it).
+    OpenLoginSession {
+        owner: TokenOwner,
+        expires_at_ms: u64,
+        source: String,
+        user_agent: String,
+    },
+    /// Logout, or its owner ends it from elsewhere.
+    CloseLoginSession {
+        session: u64,
+    },
     Login {
         tenant: TenantId,
         user: UserId,

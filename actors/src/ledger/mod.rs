@@ -26,6 +26,7 @@ mod directory;
 mod entries;
 mod licences;
 mod lockouts;
+mod login_sessions;
 mod queries;
 mod resume;
 mod sessions;
@@ -38,6 +39,7 @@ pub use command::{Command, Outcome, Response, TokenOwner};
 pub use entries::{EntryState, QueueEntry};
 pub use licences::Licences;
 pub use lockouts::{fold_login, Lockout};
+pub use login_sessions::{LoginSession, MAX_PER_OWNER as MAX_LOGIN_SESSIONS_PER_OWNER};
 pub use sessions::{agent_state, AfterActivity, AgentSession, AgentStatus};
 pub use tenant::TenantState;
 
@@ -91,6 +93,9 @@ pub struct Ledger {
     /// Locked logins, by case-folded login.
     #[serde(default)]
     lockouts: BTreeMap<String, Lockout>,
+    /// Sessions opened by logging in, by id.
+    #[serde(default)]
+    login_sessions: BTreeMap<u64, LoginSession>,
     #[serde(skip)]
     changes: change::Pending,
 }
@@ -357,6 +362,20 @@ impl Ledger {
                 )?;
                 Ok(Outcome::Done)
             }
+            C::OpenLoginSession {
+                owner,
+                expires_at_ms,
+                source,
+                user_agent,
+            } => {
+                let id =
+                    self.open_login_session(owner, expires_at_ms, source, user_agent, now_ms)?;
+                Ok(Outcome::Created { id })
+            }
+            C::CloseLoginSession { session } => {
+                self.close_login_session(session)?;
+                Ok(Outcome::Done)
+            }
             C::RevokeApiToken { token } => {
                 let token = self
                     .api_tokens
@@ -404,6 +423,7 @@ impl Command {
             | C::SetPlacement { .. } => None,
             C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
             C::LockLogin { .. } | C::UnlockLogin { .. } => None,
+            C::OpenLoginSession { .. } | C::CloseLoginSession { .. } => None,
             C::By { inner, .. } => inner.tenant(),
             C::RenameTenant { tenant, .. }
             | C::SetFeatureCodes { tenant, .. }

@@ -108,6 +108,7 @@ enum Candidate {
 pub async fn login(
     State(app): State<AppState>,
     ClientIp(source): ClientIp,
+    headers: HeaderMap,
     Body(body): Body<LoginRequest>,
 ) -> Result<Json<Session>, Problem> {
     let LoginRequest {
@@ -129,16 +130,32 @@ pub async fn login(
         .consensus
         .read_local(|l| l.signing_key_hex().and_then(crate::access::hex_decode))
         .ok_or_else(|| Problem::unavailable("the cluster is not bootstrapped yet"))?;
+    let expires_at_ms = now + SESSION_TTL_MS;
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let opened = app
+        .execute_as(
+            carillon_consensus::CommandId(hex(&random_bytes::<16>())),
+            Command::OpenLoginSession {
+                owner: owner_of_principal(principal),
+                expires_at_ms,
+                source: source.to_string(),
+                user_agent,
+            },
+        )
+        .await?;
     let claims = Claims {
         principal,
+        session: created_id(&opened)?,
         password_tag: token::password_tag(&phc),
         issued_at_ms: now,
-        expires_at_ms: now + SESSION_TTL_MS,
+        expires_at_ms,
     };
     let token = token::sign(&claims, &key);
-    let caller = app
-        .consensus
-        .read_local(|l| crate::access::authenticate(l, &token, now))?;
+    let caller = crate::access::authenticate_fresh(&app, &token, now).await?;
     tracing::info!(login = %login, "logged in");
     Ok(Json(Session {
         token,
@@ -252,8 +269,13 @@ pub struct ApiTokenView {
     pub revoked: bool,
 }
 
-fn owner_of(caller: &Caller) -> TokenOwner {
-    match caller.principal {
+/// Who owns the caller's tokens and sessions.
+pub fn owner_of(caller: &Caller) -> TokenOwner {
+    owner_of_principal(caller.principal)
+}
+
+fn owner_of_principal(principal: Principal) -> TokenOwner {
+    match principal {
         Principal::Operator { id } => TokenOwner::Operator {
             operator: OperatorId(id),
         },

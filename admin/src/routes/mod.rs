@@ -7,6 +7,7 @@ pub mod devices;
 pub mod history;
 pub mod licences;
 pub mod lockouts;
+pub mod login_sessions;
 pub mod numbers;
 pub mod queues;
 pub mod sessions;

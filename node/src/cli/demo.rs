@@ -29,6 +29,8 @@ pub struct DemoArgs {
     pub ws_addr: String,
     /// `[sip]` settings as `key=value`.
     pub sip_options: Vec<String>,
+    /// Origins browsers may call the admin API from (`[admin] cors_origins`).
+    pub cors_origins: Vec<String>,
     /// The relay's RTP port range, `FIRST-LAST`.
     pub rtp_ports: String,
 }
@@ -157,6 +159,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         raft: RaftSection::default(),
         operator: None,
         login: Default::default(),
+        admin: crate::config::AdminSection {
+            cors_origins: args.cors_origins.clone(),
+        },
         media: Some(media_section(&args.sip_addr, &args.rtp_ports)?),
         media_nodes: Vec::new(),
     };

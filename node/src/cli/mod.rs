@@ -52,6 +52,10 @@ pub enum Command {
         /// configuration file (for example `ban_s=30`); repeatable.
         #[arg(long = "sip-option", value_name = "KEY=VALUE")]
         sip_options: Vec<String>,
+        /// An origin (`scheme://host[:port]`) whose pages may call the
+        /// admin API from a browser (CORS); repeatable.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
         /// The media relay's RTP port range (FIRST-LAST); it binds to the
         /// SIP address's IP.
         #[arg(long, default_value = "30000-39999")]
@@ -89,6 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 sip_addr,
                 ws_addr,
                 sip_options,
+                cors_origins,
                 rtp_ports,
                 log_format,
             } => {
@@ -100,6 +105,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     sip_addr,
                     ws_addr,
                     sip_options,
+                    cors_origins,
                     rtp_ports,
                 })
                 .await

@@ -83,6 +83,12 @@ pub fn table(ids: &Ids) -> Vec<Row> {
         ),
         (
             "GET",
+            "/api/v1/auth/sessions".into(),
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "GET",
             "/api/v1/cluster".into(),
             None,
             [200, 200, 403, 403, 403, 403, 401],
@@ -360,6 +366,7 @@ pub fn table(ids: &Ids) -> Vec<Row> {
         ("DELETE", format!("{base}/lockouts/nobody"), None, [404, 404, 404, 403, 403, 403, 401]),
         ("POST", "/api/v1/auth/tokens".into(), Some(json!({"name": ""})), [422, 422, 422, 422, 422, 422, 401]),
         ("DELETE", "/api/v1/auth/tokens/999999".into(), None, [404, 404, 404, 404, 404, 404, 401]),
+        ("DELETE", "/api/v1/auth/sessions/999999".into(), None, [404, 404, 404, 404, 404, 404, 401]),
         ("POST", "/api/v1/cluster/members".into(), Some(json!({"id": 9, "raft_addr": "nowhere", "admin_addr": "nowhere"})), [422, 403, 403, 403, 403, 403, 401]),
         ("GET", format!("{base}/branches/{prague}"), None, [200, 200, 200, 200, 403, 403, 401]),
         ("PUT", format!("{base}/branches/{prague}"), Some(json!({"name": "Warsaw", "country": "CZ", "timezone": "Europe/Prague"})), [409, 409, 403, 403, 403, 403, 401]),
@@ -405,6 +412,8 @@ pub fn table(ids: &Ids) -> Vec<Row> {
         ("POST", format!("{base}/users/{anna}/session/activities/end"), Some(json!({"activity": "a"})), [409, 409, 404, 409, 409, 403, 401]),
         ("POST", format!("{base}/users/{anna}/session/disposition"), Some(json!({"code": "resolved"})), [409, 409, 404, 409, 409, 403, 401]),
         ("POST", format!("{base}/users/{anna}/session/wrap-up/end"), Some(json!({})), [409, 409, 404, 409, 409, 403, 401]),
+        // Last: it ends the sessions the table ran with.
+        ("POST", "/api/v1/auth/logout".into(), None, [204, 204, 204, 204, 204, 204, 401]),
     ];
     table
 }

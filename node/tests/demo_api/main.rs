@@ -7,6 +7,7 @@
 mod access;
 #[path = "../common/mod.rs"]
 mod common;
+mod sessions;
 
 use common::{free_port, password_of, Api, Demo};
 use serde_json::{json, Value};
@@ -16,7 +17,12 @@ use std::collections::BTreeMap;
 async fn the_demo_api_as_users_meet_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (admin_port, raft_port) = (free_port(), free_port());
-    let demo = Demo::start(dir.path(), admin_port, raft_port);
+    let demo = Demo::start_with(
+        dir.path(),
+        admin_port,
+        raft_port,
+        &["--cors-origin", sessions::PANEL_ORIGIN],
+    );
     let file = demo.demo_json();
 
     assert_eq!(file["admin_url"], demo.url);
@@ -149,7 +155,17 @@ async fn the_demo_api_as_users_meet_it() {
         anna_phone,
         olga,
     };
-    access::check(&api, &access::table(&ids), &roles, &tokens).await;
+    // The table runs with sessions of its own: its last row logs them out.
+    let mut table_tokens: BTreeMap<&str, String> = BTreeMap::new();
+    for login in roles {
+        table_tokens.insert(login, api.login(login, &password_of(&file, login)).await);
+    }
+    access::check(&api, &access::table(&ids), &roles, &table_tokens).await;
+    for (login, token) in &table_tokens {
+        let (status, body) = api.call(Some(token), "GET", "/api/v1/auth/me", None).await;
+        assert_eq!(status, 401, "{login}'s logged-out token: {body}");
+    }
+    sessions::check(&api, &file).await;
 
     // Bad input: a problem naming the rule, and nothing applied.
     let count = |users: &Value| users.as_array().map_or(0, Vec::len);
