@@ -401,7 +401,30 @@ impl FromRequestParts<AppState> for Caller {
                 Problem::unauthenticated("the Authorization header is not `Bearer <token>`")
             })?;
         let now_ms = app.clock.now_ms();
-        authenticate_fresh(app, bearer.trim(), now_ms).await
+        let bearer = bearer.trim();
+        let source = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let Some(source) = source else {
+            return authenticate_fresh(app, bearer, now_ms).await;
+        };
+        // A good token always passes (and costs no throttle entry).
+        let local = app
+            .consensus
+            .read_local(|ledger| authenticate(ledger, bearer, now_ms));
+        if local.is_ok() {
+            return local;
+        }
+        app.bearer_may_try(source, now_ms)?;
+        let fresh = app
+            .consensus
+            .read(|ledger| authenticate(ledger, bearer, now_ms))
+            .await?;
+        if fresh.as_ref().is_err_and(|p| p.code == "UNAUTHENTICATED") {
+            app.bearer_failed(source, now_ms);
+        }
+        fresh
     }
 }
 

@@ -88,7 +88,7 @@ impl ThrottleMetrics {
         let refusals = IntCounterVec::new(
             Opts::new(
                 "carillon_login_refusals_total",
-                "Login attempts refused before the password check, by reason.",
+                "Login attempts and bearer tokens refused before a check, by reason (throttled, locked, token_throttled).",
             ),
             &["reason"],
         )?;

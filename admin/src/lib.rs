@@ -65,6 +65,9 @@ impl Admin {
                 throttle: Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
                     throttle::ThrottleRules::default(),
                 ))),
+                bearer_throttle: Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
+                    throttle::ThrottleRules::for_bearer_tokens(),
+                ))),
                 throttle_metrics,
                 history: None,
             },

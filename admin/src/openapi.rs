@@ -236,6 +236,10 @@ fn finish(mut doc: Document) -> Document {
                 add("401", "Missing, invalid or expired bearer token");
                 add("403", "The caller's roles may not do this");
                 add(
+                    "429",
+                    "Too many invalid bearer tokens from this address (`TOKEN_THROTTLED`, with `Retry-After`)",
+                );
+                add(
                     "409",
                     "Conflicts with the current state (problem code names the rule)",
                 );

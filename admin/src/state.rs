@@ -22,6 +22,8 @@ pub struct AppState {
     pub presence: Arc<dyn crate::presence::Presence>,
     /// The login throttle of this node (`crate::throttle`).
     pub throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// The throttle of bad bearer tokens per source (`crate::access`).
+    pub bearer_throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
     /// Its metrics.
     pub throttle_metrics: Arc<crate::http_metrics::ThrottleMetrics>,
     /// This node's history store (H1), once the node has opened it.

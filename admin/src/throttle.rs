@@ -61,6 +61,20 @@ impl Default for ThrottleRules {
     }
 }
 
+impl ThrottleRules {
+    /// The rules for bad bearer tokens, counted per source address (one
+    /// pair per address: the login is empty): 10 free, then the same
+    /// doubling delays; a token is never locked (there is no account name).
+    pub fn for_bearer_tokens() -> Self {
+        ThrottleRules {
+            pair_free_failures: 10,
+            source_free_failures: 10,
+            lockout_failures: u32::MAX,
+            ..Self::default()
+        }
+    }
+}
+
 /// May an attempt go ahead?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

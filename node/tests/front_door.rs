@@ -3,7 +3,8 @@
 //! address), then 429 `LOGIN_THROTTLED` with `Retry-After` for that address
 //! only; ten failures of a login from anywhere lock it on the cluster (429
 //! `LOGIN_LOCKED`, even with the right password), its administrators see the
-//! lockout and lift it; a spray of 100,000 random logins from 5,000
+//! lockout and lift it; bad bearer tokens are throttled per address the
+//! same way (429 `TOKEN_THROTTLED`); a spray of 100,000 random logins from 5,000
 //! addresses leaves the throttle's tables at their bound and the node's
 //! memory flat.
 
@@ -138,6 +139,45 @@ async fn failed_logins_are_throttled_per_address_then_locked_and_an_administrato
         )
         .await;
     assert_eq!(locks, json!([]));
+
+    // Bad bearer tokens, per address: ten 401s, then 429 TOKEN_THROTTLED
+    // for that address's bad tokens, while its good token still works and
+    // another address is not slowed.
+    let forger = client_from("127.0.0.8");
+    let me = |client: &reqwest::Client, token: &str| {
+        client
+            .get(format!("{url}/api/v1/auth/me"))
+            .bearer_auth(token)
+            .send()
+    };
+    for i in 0..10 {
+        let forged = format!("cat_{i:048x}");
+        let response = me(&forger, &forged).await.expect("answer");
+        assert_eq!(response.status().as_u16(), 401, "bad token {i}");
+    }
+    let response = me(&forger, "v1.forged.token").await.expect("answer");
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("problem");
+    assert_eq!(
+        (status, retry.as_deref(), body["code"].as_str()),
+        (429, Some("1"), Some("TOKEN_THROTTLED")),
+        "{body}"
+    );
+    let response = me(&forger, &admin).await.expect("answer");
+    assert_eq!(response.status().as_u16(), 200, "a good token still passes");
+    let response = me(&client_from("127.0.0.9"), "cat_nothing")
+        .await
+        .expect("answer");
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "another address is not slowed"
+    );
 
     // The spray, twice: 5,000 addresses x 20 random logins each time (each
     // address stays within its free failures, so every attempt is counted).

@@ -55,6 +55,37 @@ impl AppState {
         }
     }
 
+    /// Refuses a bad bearer token from a source the bearer throttle delays
+    /// (before the linearizable read a bad token would cost).
+    pub fn bearer_may_try(&self, source: IpAddr, now_ms: u64) -> Result<(), Problem> {
+        let verdict = self
+            .bearer_throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check("", source, now_ms);
+        match verdict {
+            Verdict::Allowed => Ok(()),
+            Verdict::Wait { retry_after_ms } => {
+                self.throttle_metrics.refused("token_throttled");
+                Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOKEN_THROTTLED",
+                    "too many invalid bearer tokens from this address: wait before the next one",
+                )
+                .retry_after_ms(retry_after_ms))
+            }
+        }
+    }
+
+    /// Counts a bad bearer token from `source`.
+    pub fn bearer_failed(&self, source: IpAddr, now_ms: u64) {
+        let mut throttle = self
+            .bearer_throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        throttle.failed("", source, now_ms);
+    }
+
     /// Counts a failed login; locks the login when it reaches the threshold.
     pub async fn login_failed(&self, login: &str, source: IpAddr, now_ms: u64) {
         let failed = {
