@@ -382,6 +382,7 @@ start_carillon() {
     taskset -c 0 "$bin" demo --dir "$work/carillon" \
         --admin-addr "$carillon_ip:18481" --raft-addr "$carillon_ip:18482" \
         --sip-addr "$carillon_ip:5060" --ws-addr "$carillon_ip:0" --rtp-ports 20000-39999 \
+        --sip-tls-addr "$carillon_ip:5061" --wss-addr "$carillon_ip:0" --https-addr "$carillon_ip:0" \
         --sip-option rate_per_second=1000000 --sip-option burst=1000000 \
         >"$work/carillon.out" 2>"$work/carillon.log" &
     carillon_pid=$!

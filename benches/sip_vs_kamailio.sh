@@ -165,6 +165,7 @@ mkdir -p "$work/carillon"
 taskset -c 0 "$bin" demo --dir "$work/carillon" \
     --admin-addr 127.0.0.51:18451 --raft-addr 127.0.0.51:18452 \
     --sip-addr 127.0.0.51:5060 --ws-addr 127.0.0.51:0 \
+    --sip-tls-addr 127.0.0.51:5061 --wss-addr 127.0.0.51:0 --https-addr 127.0.0.51:0 \
     --sip-option rate_per_second=1000000 --sip-option burst=1000000 \
     >"$work/carillon.out" 2>"$work/carillon.log" &
 carillon_pid=$!

@@ -10,6 +10,8 @@ need_apt=(sip-tester baresip)
 need_apt+=(asterisk-moh-opsound-wav asterisk-core-sounds-en-wav)
 # The tz database: queues' opening hours (Q9) and daily logouts (A2) are local times.
 need_apt+=(tzdata)
+# curl is the HTTPS client of the TLS test (node/tests/tls.rs).
+need_apt+=(curl)
 for arg in "$@"; do
   case "$arg" in
     # The peers of benches/: etcd (raft_vs_etcd.sh), Kamailio (sip_vs_kamailio.sh,

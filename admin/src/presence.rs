@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 pub struct BindingInfo {
     /// Contact URI.
     pub contact: String,
-    /// `udp`, `tcp` or `ws`.
+    /// `udp`, `tcp`, `ws`, `tls` or `wss`.
     pub transport: String,
     /// Source address of the registration (ip:port).
     pub source: String,

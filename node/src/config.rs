@@ -120,12 +120,40 @@ pub struct AdminSection {
     pub cors_origins: Vec<String>,
 }
 
+/// The node's certificate for HTTPS, SIP over TLS and WSS (PEM files,
+/// reloaded when they change).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
+    /// The admin API (and panel) over HTTPS, beside `admin_addr`.
+    #[serde(default)]
+    pub https_addr: Option<String>,
+}
+
+impl TlsSection {
+    /// The files.
+    pub fn files(&self) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            cert: self.cert_file.clone(),
+            key: self.key_file.clone(),
+        }
+    }
+}
+
 /// SIP edge settings; every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipSection {
     /// WebSocket listen address (RFC 7118), off when absent.
     pub ws_addr: Option<String>,
+    /// SIP over TLS listen address (`sips:`, usually port 5061); needs `[tls]`.
+    pub tls_addr: Option<String>,
+    /// SIP over secure WebSocket listen address (RFC 7118 WSS); needs `[tls]`.
+    pub wss_addr: Option<String>,
     /// Host put in Via and From of the node's own requests (default: the
     /// host of `sip_addr`).
     pub advertised_host: Option<String>,
@@ -240,6 +268,9 @@ pub struct NodeConfig {
     /// The admin API's HTTP policy (CORS).
     #[serde(default)]
     pub admin: AdminSection,
+    /// TLS: certificate and key, the HTTPS address.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
     /// The media relay (required for role media).
     #[serde(default)]
     pub media: Option<MediaSection>,
@@ -326,6 +357,12 @@ impl NodeConfig {
         for (name, addr) in [
             ("sip_addr", &self.sip_addr),
             ("sip.ws_addr", &self.sip.ws_addr),
+            ("sip.tls_addr", &self.sip.tls_addr),
+            ("sip.wss_addr", &self.sip.wss_addr),
+            (
+                "tls.https_addr",
+                &self.tls.as_ref().and_then(|t| t.https_addr.clone()),
+            ),
         ] {
             if let Some(addr) = addr {
                 if addr.parse::<std::net::SocketAddr>().is_err() {
@@ -337,6 +374,16 @@ impl NodeConfig {
         }
         if self.sip.ws_addr.is_some() && self.sip_addr.is_none() {
             return Err(invalid("sip.ws_addr needs sip_addr as well".into()));
+        }
+        if (self.sip.tls_addr.is_some() || self.sip.wss_addr.is_some()) && self.sip_addr.is_none() {
+            return Err(invalid(
+                "sip.tls_addr and sip.wss_addr need sip_addr as well".into(),
+            ));
+        }
+        if (self.sip.tls_addr.is_some() || self.sip.wss_addr.is_some()) && self.tls.is_none() {
+            return Err(invalid(
+                "sip.tls_addr and sip.wss_addr need a [tls] section (cert_file, key_file)".into(),
+            ));
         }
         let sip = &self.sip;
         if sip.rate_per_second == Some(0) || sip.burst == Some(0) {
@@ -424,6 +471,11 @@ impl NodeConfig {
             udp: Some(addr),
             tcp: Some(addr),
             ws: s.ws_addr.as_ref().and_then(|a| a.parse().ok()),
+            tls: self.tls.as_ref().map(|t| crate::sip_io::SipTls {
+                addr: s.tls_addr.as_ref().and_then(|a| a.parse().ok()),
+                wss: s.wss_addr.as_ref().and_then(|a| a.parse().ok()),
+                files: t.files(),
+            }),
             edge: EdgeConfig {
                 advertised_host: s
                     .advertised_host

@@ -24,3 +24,4 @@ pub mod running;
 pub mod sip_io;
 pub mod sip_ledger;
 pub mod sip_metrics;
+pub mod tls;

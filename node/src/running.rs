@@ -44,6 +44,7 @@ pub struct RunningNode {
     sip: Option<SipServer>,
     relay: Option<carillon_media::shell::RelayHandle>,
     history_writer: JoinHandle<()>,
+    https_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunningNode {
@@ -156,6 +157,39 @@ impl RunningNode {
             .with_context(|| format!("listen for the admin API on {}", config.admin_addr))?;
         let (stop, mut stopped) = watch::channel(false);
         let app = admin.router();
+        let mut https_addr = None;
+        let mut https = None;
+        if let Some(tls) = config.tls.as_ref() {
+            if let Some(addr) = &tls.https_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen for HTTPS on {addr}"))?;
+                https_addr = Some(listener.local_addr()?);
+                let certificate = crate::tls::ReloadingTls::new(tls.files(), &[b"http/1.1"])
+                    .context("load the [tls] certificate")?;
+                let listener = crate::tls::TlsListener::new(listener, certificate, "HTTPS")?;
+                let mut secure = admin.clone();
+                secure.set_security(
+                    carillon_admin::security::SecurityPolicy::new(&config.admin.cors_origins, true)
+                        .context("admin.cors_origins")?,
+                );
+                let app = secure.router();
+                let mut stopped = stopped.clone();
+                https = Some(tokio::spawn(async move {
+                    use axum::serve::ListenerExt as _;
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    if let Err(e) = axum::serve(listener.tap_io(|_| {}), app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "HTTPS server failed");
+                    }
+                }));
+            }
+        }
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -167,6 +201,9 @@ impl RunningNode {
                 .await
             {
                 tracing::error!(error = %e, "admin API server failed");
+            }
+            if let Some(https) = https {
+                let _ = https.await;
             }
         });
         let bootstrapper = match (config.bootstrap, operator) {
@@ -201,12 +238,18 @@ impl RunningNode {
             sip,
             relay,
             history_writer,
+            https_addr,
         })
     }
 
     /// The SIP server, when `sip_addr` is configured.
     pub fn sip(&self) -> Option<&SipServer> {
         self.sip.as_ref()
+    }
+
+    /// The bound HTTPS address of the admin API, when `[tls] https_addr` is set.
+    pub fn https_addr(&self) -> Option<std::net::SocketAddr> {
+        self.https_addr
     }
 
     /// The consensus handle.

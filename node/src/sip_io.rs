@@ -18,25 +18,26 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::ConnectInfo;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use carillon_sip::b2bua::{LegCommand, LegEvent};
 use carillon_sip::edge::{udp_flow, Accounts, Edge, EdgeConfig, EdgeOutput, EdgeStats};
-use carillon_sip::message::{frame_stream, reject_response, Framing, MAX_MESSAGE_BYTES};
+use carillon_sip::message::MAX_MESSAGE_BYTES;
 use carillon_sip::registrar::{DeviceKey, DeviceRegistration, Flow, FlowTransport};
+
+mod stream;
+mod ws;
+
+use stream::{accept_sip_tls, accept_tcp};
+use ws::{ws_app, WsShared};
 
 /// What the node does with calls. The edge task hands the driver every leg
 /// event synchronously, with the edge at hand (so that it can answer at
@@ -135,15 +136,28 @@ pub struct SipServerConfig {
     pub tcp: Option<SocketAddr>,
     /// WebSocket address (HTTP upgrade with subprotocol `sip`).
     pub ws: Option<SocketAddr>,
+    /// SIP over TLS and over secure WebSocket, with the node's certificate.
+    pub tls: Option<SipTls>,
     /// The core's settings.
     pub edge: EdgeConfig,
     /// Stream limits.
     pub limits: StreamLimits,
 }
 
+/// The TLS listeners of the SIP edge.
+#[derive(Debug, Clone)]
+pub struct SipTls {
+    /// SIP over TLS (RFC 3261 section 26).
+    pub addr: Option<SocketAddr>,
+    /// SIP over secure WebSocket (RFC 7118).
+    pub wss: Option<SocketAddr>,
+    /// Certificate and key (reloaded when they change).
+    pub files: crate::tls::TlsFiles,
+}
+
 /// Events from transports to the edge task.
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Connected {
         id: u64,
         writer: mpsc::Sender<Vec<u8>>,
@@ -194,6 +208,12 @@ pub struct SipServer {
     pub tcp_addr: Option<SocketAddr>,
     /// Bound WebSocket address.
     pub ws_addr: Option<SocketAddr>,
+    /// Bound SIP over TLS address.
+    pub tls_addr: Option<SocketAddr>,
+    /// Bound secure WebSocket address.
+    pub wss_addr: Option<SocketAddr>,
+    /// The SHA-256 fingerprint of the TLS certificate in use at start.
+    pub tls_fingerprint: Option<String>,
     registrations: watch::Receiver<Registrations>,
     snapshot: watch::Receiver<EdgeSnapshot>,
     counters: Arc<ShellCounters>,
@@ -241,37 +261,70 @@ impl SipServer {
                 stop_rx.clone(),
             )));
         }
+        let shared = |transport| WsShared {
+            events: events_tx.clone(),
+            slots: slots.clone(),
+            next_id: next_id.clone(),
+            counters: counters.clone(),
+            limits: config.limits,
+            transport,
+        };
         let mut ws_addr = None;
         if let Some(addr) = config.ws {
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("bind SIP WebSocket on {addr}"))?;
             ws_addr = Some(listener.local_addr()?);
-            let shared = WsShared {
-                events: events_tx.clone(),
-                slots: slots.clone(),
-                next_id: next_id.clone(),
-                counters: counters.clone(),
-                limits: config.limits,
-            };
-            let app = axum::Router::new()
-                .route("/", get(ws_upgrade))
-                .with_state(shared);
-            let mut stopped = stop_rx.clone();
+            let (app, shutdown) = ws_app(shared(FlowTransport::Ws), stop_rx.clone());
             tasks.push(tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                if let Err(e) = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
                 {
                     tracing::error!(error = %e, "SIP WebSocket listener failed");
                 }
             }));
+        }
+        let (mut tls_addr, mut wss_addr, mut tls_fingerprint) = (None, None, None);
+        if let Some(tls) = &config.tls {
+            if let Some(addr) = tls.addr {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind SIP TLS on {addr}"))?;
+                tls_addr = Some(listener.local_addr()?);
+                let certificate = crate::tls::ReloadingTls::new(tls.files.clone(), &[])?;
+                tls_fingerprint = Some(certificate.fingerprint());
+                tasks.push(tokio::spawn(accept_sip_tls(
+                    crate::tls::accept_tls(listener, certificate, "SIP TLS"),
+                    events_tx.clone(),
+                    slots.clone(),
+                    next_id.clone(),
+                    counters.clone(),
+                    config.limits,
+                    stop_rx.clone(),
+                )));
+            }
+            if let Some(addr) = tls.wss {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind SIP secure WebSocket on {addr}"))?;
+                wss_addr = Some(listener.local_addr()?);
+                let certificate = crate::tls::ReloadingTls::new(tls.files.clone(), &[b"http/1.1"])?;
+                tls_fingerprint = Some(certificate.fingerprint());
+                let listener = crate::tls::TlsListener::new(listener, certificate, "SIP WSS")?;
+                let (app, shutdown) = ws_app(shared(FlowTransport::Wss), stop_rx.clone());
+                tasks.push(tokio::spawn(async move {
+                    use axum::serve::ListenerExt as _;
+                    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                    if let Err(e) = axum::serve(listener.tap_io(|_| {}), app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "SIP secure WebSocket listener failed");
+                    }
+                }));
+            }
         }
         let (reg_tx, registrations) = watch::channel(Registrations::default());
         let (snap_tx, snapshot) = watch::channel(EdgeSnapshot::default());
@@ -281,6 +334,9 @@ impl SipServer {
             // Bound to port 0: the Contact and Via name the port the OS chose,
             // or phones would send their ACKs and BYEs nowhere.
             edge_config.advertised_port = udp_addr.or(tcp_addr).map_or(0, |a| a.port());
+        }
+        if let Some(tls) = tls_addr {
+            edge_config.advertised_tls_port = Some(tls.port());
         }
         let edge = Edge::new(edge_config, accounts, seed, key);
         let (commands_tx, commands_rx) = mpsc::channel::<D::Command>(COMMAND_QUEUE);
@@ -295,12 +351,22 @@ impl SipServer {
             stop_rx,
         )));
         drop(events_tx);
-        tracing::info!(?udp_addr, ?tcp_addr, ?ws_addr, "SIP edge listening");
+        tracing::info!(
+            ?udp_addr,
+            ?tcp_addr,
+            ?ws_addr,
+            ?tls_addr,
+            ?wss_addr,
+            "SIP edge listening"
+        );
         Ok((
             SipServer {
                 udp_addr,
                 tcp_addr,
                 ws_addr,
+                tls_addr,
+                wss_addr,
+                tls_fingerprint,
                 registrations,
                 snapshot,
                 counters,
@@ -419,7 +485,7 @@ fn entropy() -> (u64, [u8; 32]) {
 }
 
 #[allow(clippy::disallowed_methods)] // The shell is where the clock is read.
-fn clock() -> Instant {
+pub(crate) fn clock() -> Instant {
     Instant::now()
 }
 
@@ -594,260 +660,4 @@ async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, 
         },
         None => std::future::pending().await,
     }
-}
-
-async fn accept_tcp(
-    listener: TcpListener,
-    events: mpsc::Sender<Event>,
-    slots: Arc<Semaphore>,
-    next_id: Arc<AtomicU64>,
-    counters: Arc<ShellCounters>,
-    limits: StreamLimits,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            a = listener.accept() => a,
-        };
-        let (stream, remote) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "SIP TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            counters.connections_refused.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
-        };
-        counters
-            .connections_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let events = events.clone();
-        let counters = counters.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            counters.connections_open.fetch_add(1, Ordering::Relaxed);
-            serve_tcp(stream, remote, id, events, &counters, limits, stop).await;
-            counters.connections_open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-}
-
-/// Why a stream connection ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    Closed,
-    Cut(&'static str),
-}
-
-async fn serve_tcp(
-    stream: TcpStream,
-    remote: SocketAddr,
-    id: u64,
-    events: mpsc::Sender<Event>,
-    counters: &ShellCounters,
-    limits: StreamLimits,
-    mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
-    if events
-        .send(Event::Connected {
-            id,
-            writer: tx.clone(),
-        })
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let write_task = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
-    let flow = Flow {
-        transport: FlowTransport::Tcp,
-        remote,
-        connection: Some(id),
-    };
-    let mut buffer: Vec<u8> = Vec::with_capacity(4_096);
-    let mut chunk = vec![0u8; 16 * 1024];
-    let mut message_started: Option<Instant> = None;
-    let end = loop {
-        let deadline = match message_started {
-            Some(t) => (t + limits.message_deadline).min(clock() + limits.idle_timeout),
-            None => clock() + limits.idle_timeout,
-        };
-        let read = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break End::Closed,
-            r = tokio::time::timeout_at(deadline, reader.read(&mut chunk)) => r,
-        };
-        let n = match read {
-            Err(_) if message_started.is_some() => break End::Cut("message not complete in time"),
-            Err(_) => break End::Cut("idle"),
-            Ok(Err(_)) | Ok(Ok(0)) => break End::Closed,
-            Ok(Ok(n)) => n,
-        };
-        buffer.extend_from_slice(&chunk[..n]);
-        let mut cut = None;
-        loop {
-            match frame_stream(&buffer) {
-                Ok(Framing::Incomplete) => {
-                    if buffer.is_empty() {
-                        message_started = None;
-                    } else if message_started.is_none() {
-                        message_started = Some(clock());
-                    }
-                    break;
-                }
-                Ok(Framing::KeepAlive { len }) => {
-                    // RFC 5626 3.5.1: a double CRLF ping gets a CRLF pong.
-                    if len >= 4 {
-                        let _ = tx.try_send(b"\r\n".to_vec());
-                    }
-                    buffer.drain(..len);
-                }
-                Ok(Framing::Complete { len }) => {
-                    let bytes: Vec<u8> = buffer.drain(..len).collect();
-                    message_started = None;
-                    if events.send(Event::Message { flow, bytes }).await.is_err() {
-                        cut = Some(End::Closed);
-                        break;
-                    }
-                }
-                Err(error) => {
-                    let tag = format!("{id:x}");
-                    if let Some(answer) = reject_response(&buffer, &error, &tag) {
-                        let _ = tx.try_send(answer.to_bytes());
-                    }
-                    tracing::debug!(%remote, %error, "SIP TCP framing error; closing");
-                    cut = Some(End::Cut("framing error or oversize message"));
-                    break;
-                }
-            }
-        }
-        if let Some(end) = cut {
-            break end;
-        }
-    };
-    if let End::Cut(why) = end {
-        counters.connections_cut.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%remote, why, "SIP TCP connection cut");
-    }
-    drop(tx);
-    let _ = events.send(Event::Closed { id }).await;
-    // The edge drops its writer on Closed; the write task then ends.
-    let _ = tokio::time::timeout(Duration::from_secs(1), write_task).await;
-}
-
-#[derive(Clone)]
-struct WsShared {
-    events: mpsc::Sender<Event>,
-    slots: Arc<Semaphore>,
-    next_id: Arc<AtomicU64>,
-    counters: Arc<ShellCounters>,
-    limits: StreamLimits,
-}
-
-async fn ws_upgrade(
-    axum::extract::State(shared): axum::extract::State<WsShared>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    upgrade: WebSocketUpgrade,
-) -> axum::response::Response {
-    let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
-        shared
-            .counters
-            .connections_refused
-            .fetch_add(1, Ordering::Relaxed);
-        return (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "SIP WebSocket connection limit reached",
-        )
-            .into_response();
-    };
-    let upgrade = upgrade
-        .protocols(["sip"])
-        .max_message_size(MAX_MESSAGE_BYTES);
-    upgrade.on_upgrade(move |socket| async move {
-        shared
-            .counters
-            .connections_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        shared
-            .counters
-            .connections_open
-            .fetch_add(1, Ordering::Relaxed);
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        serve_ws(socket, remote, id, &shared).await;
-        shared
-            .counters
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
-    })
-}
-
-async fn serve_ws(mut socket: WebSocket, remote: SocketAddr, id: u64, shared: &WsShared) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
-    if shared
-        .events
-        .send(Event::Connected { id, writer: tx })
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let flow = Flow {
-        transport: FlowTransport::Ws,
-        remote,
-        connection: Some(id),
-    };
-    let cut = loop {
-        tokio::select! {
-            outgoing = rx.recv() => match outgoing {
-                Some(bytes) => {
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    if socket.send(WsMessage::Text(text.into())).await.is_err() {
-                        break false;
-                    }
-                }
-                None => break false,
-            },
-            incoming = tokio::time::timeout(shared.limits.idle_timeout, socket.recv()) => match incoming {
-                Err(_) => break true,
-                Ok(None) | Ok(Some(Err(_))) => break false,
-                Ok(Some(Ok(WsMessage::Text(t)))) => {
-                    let bytes = t.as_bytes().to_vec();
-                    if shared.events.send(Event::Message { flow, bytes }).await.is_err() {
-                        break false;
-                    }
-                }
-                Ok(Some(Ok(WsMessage::Binary(b)))) => {
-                    if shared.events.send(Event::Message { flow, bytes: b.to_vec() }).await.is_err() {
-                        break false;
-                    }
-                }
-                Ok(Some(Ok(WsMessage::Close(_)))) => break false,
-                Ok(Some(Ok(_))) => {}
-            },
-        }
-    };
-    if cut {
-        shared
-            .counters
-            .connections_cut
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    let _ = shared.events.send(Event::Closed { id }).await;
 }

@@ -39,6 +39,10 @@ pub enum FlowTransport {
     Tcp,
     /// A WebSocket connection (RFC 7118).
     Ws,
+    /// A TLS connection (RFC 3261 section 26).
+    Tls,
+    /// A WebSocket over TLS (RFC 7118).
+    Wss,
 }
 
 impl FlowTransport {
@@ -53,6 +57,8 @@ impl FlowTransport {
             FlowTransport::Udp => "UDP",
             FlowTransport::Tcp => "TCP",
             FlowTransport::Ws => "WS",
+            FlowTransport::Tls => "TLS",
+            FlowTransport::Wss => "WSS",
         }
     }
 }

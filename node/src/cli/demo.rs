@@ -27,6 +27,12 @@ pub struct DemoArgs {
     pub sip_addr: String,
     /// SIP over WebSocket address.
     pub ws_addr: String,
+    /// SIP over TLS address.
+    pub sip_tls_addr: String,
+    /// SIP over secure WebSocket address.
+    pub wss_addr: String,
+    /// The admin API over HTTPS.
+    pub https_addr: String,
     /// `[sip]` settings as `key=value`.
     pub sip_options: Vec<String>,
     /// Origins browsers may call the admin API from (`[admin] cors_origins`).
@@ -69,6 +75,22 @@ pub struct DemoFile {
     /// SIP over WebSocket URL (RFC 7118).
     #[serde(default)]
     pub sip_ws_url: String,
+    /// The admin API over HTTPS.
+    #[serde(default)]
+    pub https_url: String,
+    /// SIP over TLS address (`sips:`).
+    #[serde(default)]
+    pub sip_tls_addr: String,
+    /// SIP over secure WebSocket URL.
+    #[serde(default)]
+    pub sip_wss_url: String,
+    /// The demo's self-signed certificate (PEM): trust it, or check its
+    /// fingerprint.
+    #[serde(default)]
+    pub tls_cert_file: String,
+    /// SHA-256 fingerprint of the certificate in use.
+    #[serde(default)]
+    pub tls_fingerprint_sha256: String,
     /// The sample tenant's id.
     pub tenant_id: u64,
     /// The sample tenant's SIP domain.
@@ -142,6 +164,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .as_ref()
         .and_then(|d| d.users.first().map(|u| u.password.clone()))
         .unwrap_or_else(demo_password);
+    let tls = demo_certificate(&args)?;
     let config = NodeConfig {
         role: Role::Full,
         node_id: 1,
@@ -149,7 +172,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         admin_addr: args.admin_addr.clone(),
         raft_addr: args.raft_addr.clone(),
         sip_addr: Some(args.sip_addr.clone()),
-        sip: sip_section(&args.ws_addr, &args.sip_options)?,
+        sip: sip_section(&args, &args.sip_options)?,
         bootstrap: true,
         peers: vec![Peer {
             id: 1,
@@ -162,6 +185,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         admin: crate::config::AdminSection {
             cors_origins: args.cors_origins.clone(),
         },
+        tls: Some(tls.clone()),
         media: Some(media_section(&args.sip_addr, &args.rtp_ports)?),
         media_nodes: Vec::new(),
     };
@@ -189,7 +213,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         if let Some(ws) = sip.ws_addr {
             demo.sip_ws_url = format!("ws://{ws}");
         }
+        if let Some(tls) = sip.tls_addr {
+            demo.sip_tls_addr = tls.to_string();
+        }
+        if let Some(wss) = sip.wss_addr {
+            demo.sip_wss_url = format!("wss://{wss}");
+        }
     }
+    if let Some(https) = node.https_addr() {
+        demo.https_url = format!("https://{https}");
+    }
+    demo.tls_cert_file = tls.cert_file.display().to_string();
+    demo.tls_fingerprint_sha256 = crate::tls::ReloadingTls::new(tls.files(), &[])?.fingerprint();
     let text = serde_json::to_string_pretty(&demo)?;
     let partial = demo_json.with_extension("json.partial");
     std::fs::write(&partial, text).with_context(|| format!("write {}", partial.display()))?;
@@ -223,10 +258,38 @@ fn media_section(sip_addr: &str, ports: &str) -> Result<crate::config::MediaSect
     })
 }
 
-/// The `[sip]` section of the demo: WebSocket on `ws_addr`, plus
-/// `key=value` settings checked like a configuration file's.
-fn sip_section(ws_addr: &str, options: &[String]) -> Result<SipSection> {
-    let mut text = format!("ws_addr = {ws_addr:?}\n");
+/// The demo's certificate, `DIR/tls/cert.pem` and `key.pem`: self-signed
+/// for `localhost` and the demo's addresses, made at the first start and
+/// kept (replace the files to use another; the node reloads them).
+fn demo_certificate(args: &DemoArgs) -> Result<crate::config::TlsSection> {
+    let section = crate::config::TlsSection {
+        cert_file: args.dir.join("tls").join("cert.pem"),
+        key_file: args.dir.join("tls").join("key.pem"),
+        https_addr: Some(args.https_addr.clone()),
+    };
+    if !section.cert_file.exists() || !section.key_file.exists() {
+        let mut names = vec!["localhost".to_string()];
+        for addr in [&args.admin_addr, &args.sip_addr, &args.https_addr] {
+            if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+                let ip = a.ip().to_string();
+                if !names.contains(&ip) {
+                    names.push(ip);
+                }
+            }
+        }
+        crate::tls::write_self_signed(&section.files(), &names)?;
+    }
+    Ok(section)
+}
+
+/// The `[sip]` section of the demo: WebSocket, TLS and secure WebSocket
+/// on the demo's addresses, plus `key=value` settings checked like a
+/// configuration file's.
+fn sip_section(args: &DemoArgs, options: &[String]) -> Result<SipSection> {
+    let mut text = format!(
+        "ws_addr = {:?}\ntls_addr = {:?}\nwss_addr = {:?}\n",
+        args.ws_addr, args.sip_tls_addr, args.wss_addr
+    );
     for option in options {
         let (key, value) = option
             .split_once('=')
@@ -548,6 +611,11 @@ async fn seed(
         admin_url: admin_url.to_string(),
         sip_addr: sip_addr.to_string(),
         sip_ws_url: String::new(),
+        https_url: String::new(),
+        sip_tls_addr: String::new(),
+        sip_wss_url: String::new(),
+        tls_cert_file: String::new(),
+        tls_fingerprint_sha256: String::new(),
         tenant_id: t,
         sip_domain: sip_domain.into(),
         users,
@@ -567,6 +635,14 @@ fn print_demo(demo: &DemoFile, path: &std::path::Path) {
     println!(
         "  SIP:        udp/tcp {}  websocket {}  (REGISTER to sip:{})",
         demo.sip_addr, demo.sip_ws_url, demo.sip_domain
+    );
+    println!(
+        "  TLS:        https {}  sips {}  wss {}",
+        demo.https_url, demo.sip_tls_addr, demo.sip_wss_url
+    );
+    println!(
+        "  certificate: {} (self-signed), SHA-256 fingerprint {}",
+        demo.tls_cert_file, demo.tls_fingerprint_sha256
     );
     println!(
         "  tenant:     {} (SIP domain {})",

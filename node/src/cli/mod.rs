@@ -48,6 +48,15 @@ pub enum Command {
         /// SIP over WebSocket address (RFC 7118).
         #[arg(long, default_value = "127.0.0.1:5066")]
         ws_addr: String,
+        /// SIP over TLS address (`sips:`; the demo's self-signed certificate).
+        #[arg(long, default_value = "127.0.0.1:5061")]
+        sip_tls_addr: String,
+        /// SIP over secure WebSocket address (RFC 7118 WSS).
+        #[arg(long, default_value = "127.0.0.1:5065")]
+        wss_addr: String,
+        /// The admin API over HTTPS.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        https_addr: String,
         /// A SIP edge setting, as in the `[sip]` section of a node's
         /// configuration file (for example `ban_s=30`); repeatable.
         #[arg(long = "sip-option", value_name = "KEY=VALUE")]
@@ -92,6 +101,9 @@ pub fn main(cli: Cli) -> ExitCode {
                 raft_addr,
                 sip_addr,
                 ws_addr,
+                sip_tls_addr,
+                wss_addr,
+                https_addr,
                 sip_options,
                 cors_origins,
                 rtp_ports,
@@ -104,6 +116,9 @@ pub fn main(cli: Cli) -> ExitCode {
                     raft_addr,
                     sip_addr,
                     ws_addr,
+                    sip_tls_addr,
+                    wss_addr,
+                    https_addr,
                     sip_options,
                     cors_origins,
                     rtp_ports,

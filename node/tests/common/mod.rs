@@ -58,6 +58,8 @@ impl Demo {
                 &format!("127.0.0.1:{raft}"),
             ])
             .args(["--sip-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
+            .args(["--sip-tls-addr", "127.0.0.1:0", "--wss-addr", "127.0.0.1:0"])
+            .args(["--https-addr", "127.0.0.1:0"])
             .args(["--rtp-ports", &rtp_ports(admin)])
             .args(extra)
             .stdin(Stdio::null())

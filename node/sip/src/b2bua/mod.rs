@@ -216,6 +216,8 @@ pub struct B2buaConfig {
     pub host: String,
     /// Port in our Via and Contact.
     pub port: u16,
+    /// Port of the TLS listener, in our Via and Contact on TLS flows.
+    pub tls_port: Option<u16>,
     /// Timer base values.
     pub timers: TimerConfig,
     /// Most legs alive at once.
@@ -229,6 +231,7 @@ impl Default for B2buaConfig {
         B2buaConfig {
             host: "127.0.0.1".into(),
             port: 5060,
+            tls_port: None,
             timers: TimerConfig::default(),
             max_legs: 100_000,
             user_agent: concat!("Carillon/", env!("CARGO_PKG_VERSION")).into(),
@@ -339,8 +342,17 @@ impl Context {
         };
         format!(
             "<sip:carillon@{}:{}{transport}>",
-            self.config.host, self.config.port
+            self.config.host,
+            self.port_for(flow)
         )
+    }
+
+    /// The port a peer reaches this node on over `flow`'s transport.
+    fn port_for(&self, flow: &Flow) -> u16 {
+        match (flow.transport, self.config.tls_port) {
+            (crate::registrar::FlowTransport::Tls, Some(port)) => port,
+            _ => self.config.port,
+        }
     }
 
     fn via(&mut self, flow: &Flow) -> crate::message::Via<'static> {
@@ -349,7 +361,7 @@ impl Context {
             "SIP/2.0/{} {}:{};branch={branch};rport",
             flow.transport.via_token(),
             self.config.host,
-            self.config.port,
+            self.port_for(flow),
         );
         let vias = crate::message::Via::parse_list(&text).map(|v| {
             v.into_iter()

@@ -23,7 +23,10 @@ impl<A: Accounts> Edge<A> {
         let tag = self.tag();
         let call_id = format!("{:016x}@carillon", self.rng.gen::<u64>());
         let host = &self.config.advertised_host;
-        let port = self.config.advertised_port;
+        let port = match (flow.transport, self.config.advertised_tls_port) {
+            (crate::registrar::FlowTransport::Tls, Some(tls)) => tls,
+            _ => self.config.advertised_port,
+        };
         let text = format!(
             "OPTIONS {contact} SIP/2.0\r\nVia: SIP/2.0/{} {host}:{port};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:keepalive@{host}>;tag={tag}\r\nTo: <{contact}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
             flow.transport.via_token()

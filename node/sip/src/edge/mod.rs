@@ -93,6 +93,8 @@ pub struct EdgeConfig {
     pub advertised_host: String,
     /// Port for UDP and TCP.
     pub advertised_port: u16,
+    /// Port of the TLS listener, when there is one.
+    pub advertised_tls_port: Option<u16>,
     /// Transaction timers.
     pub timers: TimerConfig,
     /// Digest settings.
@@ -113,6 +115,7 @@ impl Default for EdgeConfig {
         EdgeConfig {
             advertised_host: "127.0.0.1".into(),
             advertised_port: 5060,
+            advertised_tls_port: None,
             timers: TimerConfig::default(),
             digest: DigestConfig::default(),
             guard: GuardConfig::default(),
@@ -233,6 +236,7 @@ impl<A: Accounts> Edge<A> {
             B2buaConfig {
                 host: config.advertised_host.clone(),
                 port: config.advertised_port,
+                tls_port: config.advertised_tls_port,
                 timers: config.timers,
                 max_legs: config.max_legs,
                 ..B2buaConfig::default()
