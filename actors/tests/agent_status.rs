@@ -17,6 +17,7 @@ const T0: u64 = 5_000_000;
 
 fn by(author: Author, command: Command) -> Command {
     Command::By {
+        from: None,
         by: author,
         inner: Box::new(command),
     }

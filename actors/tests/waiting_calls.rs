@@ -55,6 +55,7 @@ fn a_withdrawal_is_checked_noted_with_its_author_and_carried_into_the_record() {
         });
     }
     let by = |inner: Command| Command::By {
+        from: None,
         by: Author::User { user: admin },
         inner: Box::new(inner),
     };

@@ -46,6 +46,8 @@ pub enum Area {
     /// Activity records (H1): who may read them at all; which records a
     /// reader sees is `routes::history`'s visibility.
     History,
+    /// The audit trail and its retention (system administrators only).
+    Audit,
 }
 
 /// Read or write.
@@ -65,7 +67,7 @@ pub fn role_allows(role: Role, area: Area, mode: Mode) -> bool {
         Role::TeamAdministrator => match area {
             A::Users | A::Devices | A::Queues | A::Licences | A::Sessions | A::Entries => true,
             A::Tenant | A::Branches | A::Numbers | A::Catalogue | A::History => mode == Mode::Read,
-            A::LicencePool => false,
+            A::LicencePool | A::Audit => false,
         },
         Role::Supervisor => match area {
             A::Sessions | A::Entries => true,
@@ -77,7 +79,7 @@ pub fn role_allows(role: Role, area: Area, mode: Mode) -> bool {
             | A::Queues
             | A::Catalogue
             | A::History => mode == Mode::Read,
-            A::Licences | A::LicencePool => false,
+            A::Licences | A::LicencePool | A::Audit => false,
         },
         // An agent reads its own activity records only (routes::history).
         Role::Agent => {
@@ -98,6 +100,8 @@ pub struct Caller {
     pub scope: Scope,
     /// The login session of a session token (`None` for an API token).
     pub session: Option<u64>,
+    /// The address the request came from (for the audit trail).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Caller {
@@ -335,6 +339,7 @@ fn operator_caller(ledger: &Ledger, id: OperatorId) -> Result<Caller, Problem> {
         roles: BTreeSet::new(),
         scope: Scope::default(),
         session: None,
+        source: None,
     })
 }
 
@@ -369,6 +374,7 @@ fn user_caller(
         roles: user.spec.roles.clone(),
         scope: user.spec.scope.clone(),
         session: None,
+        source: None,
     })
 }
 
@@ -406,6 +412,7 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
+        let with_source = |caller: Caller| Caller { source, ..caller };
         let Some(source) = source else {
             return authenticate_fresh(app, bearer, now_ms).await;
         };
@@ -414,7 +421,7 @@ impl FromRequestParts<AppState> for Caller {
             .consensus
             .read_local(|ledger| authenticate(ledger, bearer, now_ms));
         if local.is_ok() {
-            return local;
+            return local.map(with_source);
         }
         app.bearer_may_try(source, now_ms)?;
         let fresh = app
@@ -424,7 +431,7 @@ impl FromRequestParts<AppState> for Caller {
         if fresh.as_ref().is_err_and(|p| p.code == "UNAUTHENTICATED") {
             app.bearer_failed(source, now_ms);
         }
-        fresh
+        fresh.map(with_source)
     }
 }
 

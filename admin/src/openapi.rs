@@ -6,7 +6,7 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::http_metrics;
 use crate::problem::{Problem, ProblemBody};
 use crate::routes::{
-    auth, catalogue, cluster, devices, history, licences, lockouts, login_sessions, numbers,
+    audit, auth, catalogue, cluster, devices, history, licences, lockouts, login_sessions, numbers,
     queues, sessions, system, tenants, users,
 };
 use crate::state::AppState;
@@ -27,7 +27,7 @@ use utoipa_axum::routes;
     tags(
         (name = "auth"), (name = "tenants"), (name = "branches"), (name = "users"), (name = "devices"),
         (name = "numbers"), (name = "skills"), (name = "groups"), (name = "pause-types"), (name = "queues"),
-        (name = "licences"), (name = "sessions"), (name = "history"), (name = "cluster"), (name = "system")
+        (name = "licences"), (name = "sessions"), (name = "history"), (name = "audit"), (name = "cluster"), (name = "system")
     )
 )]
 struct ApiDoc;
@@ -82,6 +82,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(login_sessions::list))
         .routes(routes!(login_sessions::end))
         .routes(routes!(login_sessions::logout))
+        .routes(routes!(audit::list_platform))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::retention, audit::set_retention))
         .routes(routes!(lockouts::list_all))
         .routes(routes!(lockouts::unlock_any))
         .routes(routes!(lockouts::list_of_tenant))

@@ -71,6 +71,7 @@ impl AppState {
     ) -> Result<Outcome, Problem> {
         let id = command_id(&caller.key_prefix(), headers)?;
         let command = Command::By {
+            from: caller.source.map(|ip| ip.to_string()),
             by: caller.author(),
             inner: Box::new(command),
         };

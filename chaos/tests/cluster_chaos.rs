@@ -484,6 +484,29 @@ async fn writes_survive_leader_kills_and_membership_changes() -> Result<()> {
             "node {id}: every acknowledged seat, none twice"
         );
     }
+    // The membership changes are in the platform's audit trail of every
+    // member, with the operator as their actor.
+    for id in [1, 2, 4] {
+        let audit = AdminClient::new(&cluster.spec(id).admin_url())?
+            .with_token(&token)
+            .wait_until(
+                "/api/v1/audit?object_kind=member&limit=10",
+                Duration::from_secs(30),
+                |r| r.body["items"].as_array().is_some_and(|a| a.len() >= 2),
+            )
+            .await
+            .with_context(|| format!("node {id} has the membership audit records"))?;
+        let items = audit.body["items"].as_array().cloned().unwrap_or_default();
+        let joined = items
+            .iter()
+            .any(|r| r["after"]["id"] == 4 && r["actor"]["kind"] == "operator");
+        let left = items
+            .iter()
+            .any(|r| r["before"]["id"] == 3 && r["after"].is_null());
+        report.check(joined && left, || {
+            format!("node {id}: node 4's join and node 3's removal are audited: {items:?}")
+        });
+    }
     let polled = report_lock.lock().expect("lock").clone();
     report.event(format!(
         "poller: {} checks of seats <= pool",

@@ -140,6 +140,7 @@ impl RunningNode {
             consensus.clone(),
             history.clone(),
             HistoryMetrics::register(&registry).context("register history metrics")?,
+            clock.clone(),
         );
         let mut admin =
             Admin::new(consensus.clone(), clock, registry).context("start the admin API")?;

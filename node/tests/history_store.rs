@@ -379,3 +379,102 @@ fn a_file_of_another_format_is_refused() {
     let error = RedbHistory::open(&path).expect_err("refused");
     assert!(error.to_string().contains("history format 99"), "{error}");
 }
+
+fn audit_record(seq: u64, at_ms: u64) -> carillon_actors::ledger::AuditRecord {
+    use carillon_actors::model::agent_status::Author;
+    carillon_actors::ledger::AuditRecord {
+        id: seq.to_string(),
+        at_ms,
+        actor: Author::User {
+            user: UserId(seq % 3),
+        },
+        source: Some("192.0.2.1".into()),
+        action: if seq.is_multiple_of(2) {
+            "update_queue".into()
+        } else {
+            "create_user".into()
+        },
+        object: None,
+        before: None,
+        after: None,
+    }
+}
+
+/// Audit records: once per id whoever puts them, pages newest first that
+/// cover the log once (ten records share each instant), filters, and the
+/// retention deleting only what is older, in bounded steps.
+fn audit_records(store: &dyn HistoryStore) {
+    use carillon_actors::history::AuditQuery;
+    let records: Vec<_> = (1..=40)
+        .map(|s| audit_record(s, 5_000 + (s / 10) * 1_000))
+        .collect();
+    let first = store.put_audit(T, &records[..30], 30).expect("put");
+    let again = store.put_audit(T, &records, 40).expect("put");
+    assert_eq!(
+        (first.written, again.written, again.duplicates),
+        (30, 10, 30)
+    );
+    assert_eq!(store.audit_drained_seq(T).expect("seq"), 40);
+    assert_eq!(store.audit_drained_seq(TenantId(9)).expect("seq"), 0);
+    let mut query = AuditQuery {
+        limit: 7,
+        ..AuditQuery::default()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let page = store.audit(T, &query).expect("page");
+        seen.extend(page.items.iter().map(|r| r.id.parse::<u64>().expect("seq")));
+        match page.next {
+            Some(next) => query.cursor = Some(Cursor::parse(&next.encode()).expect("cursor")),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (1..=40).rev().collect::<Vec<u64>>(),
+        "newest first, each once"
+    );
+    let updates = store
+        .audit(
+            T,
+            &AuditQuery {
+                action: Some("update_queue".into()),
+                limit: 100,
+                ..AuditQuery::default()
+            },
+        )
+        .expect("page");
+    assert_eq!(updates.items.len(), 20);
+    // Retention: records before 7,000 ms (seqs 1-19) go, in steps of 5.
+    let mut deleted = 0;
+    for _ in 0..10 {
+        let n = store.expire_audit(T, 7_000, 5).expect("expire");
+        assert!(n <= 5);
+        deleted += n;
+        if n < 5 {
+            break;
+        }
+    }
+    assert_eq!(deleted, 19);
+    let left = store
+        .audit(
+            T,
+            &AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            },
+        )
+        .expect("page");
+    assert_eq!(left.items.len(), 21);
+    assert!(left.items.iter().all(|r| r.at_ms >= 7_000));
+    let again = store.put_audit(T, &records[..5], 40).expect("put");
+    assert_eq!(
+        again.written, 5,
+        "an expired record is new to the store if put again"
+    );
+}
+
+#[test]
+fn redb_audit_records() {
+    with_store(audit_records);
+}

@@ -59,7 +59,7 @@ fn names(outputs: &[AgentOutput]) -> Vec<String> {
                     format!("ledger release {entry} {end:?}")
                 }
                 Command::Logout { terminal, .. } => format!("ledger logout {terminal}"),
-                Command::By { by, inner } => match &**inner {
+                Command::By { by, inner, .. } => match &**inner {
                     Command::Logout { terminal, .. } => {
                         format!("ledger logout {terminal} by {}", by.describe())
                     }

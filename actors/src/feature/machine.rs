@@ -458,6 +458,7 @@ impl FeatureMachine {
     /// A ledger write on behalf of the agent's phone (A4: who caused it).
     fn ledger(&self, command: Command) -> FeatureOutput {
         FeatureOutput::Ledger(Box::new(Command::By {
+            from: None,
             by: Author::Phone {
                 device: self.setup.device,
             },

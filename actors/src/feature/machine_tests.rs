@@ -38,7 +38,7 @@ fn names(outputs: &[FeatureOutput]) -> Vec<String> {
             },
             FeatureOutput::CheckPin { agent, pin } => format!("check pin {pin} of {agent}"),
             FeatureOutput::Ledger(command) => match &**command {
-                Command::By { by, inner } => {
+                Command::By { by, inner, .. } => {
                     let what = match &**inner {
                         Command::Login { terminal, .. } => format!("login {terminal}"),
                         Command::Logout { terminal, .. } => format!("logout {terminal}"),

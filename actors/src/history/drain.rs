@@ -9,9 +9,10 @@ use crate::model::activity::ActivityRecord;
 /// The most records one drain step takes (bounded work per wake-up).
 pub const DRAIN_BATCH: usize = 500;
 
-/// The next step of a writer for one tenant.
+/// The next step of a writer for one tenant's log (activity records by
+/// default, audit records too).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrainStep {
+pub enum DrainStep<R = ActivityRecord> {
     /// The store has every record the outbox closed.
     UpToDate,
     /// The store has drained further than this replica's outbox reaches
@@ -25,7 +26,7 @@ pub enum DrainStep {
     /// Write these records and the new drained sequence together.
     Write {
         /// The records, oldest first.
-        records: Vec<ActivityRecord>,
+        records: Vec<R>,
         /// The sequence drained through once they are written.
         through: u64,
         /// Records between the stored sequence and the outbox's oldest
@@ -39,13 +40,13 @@ pub enum DrainStep {
 /// The step after `stored`, given the outbox as
 /// [`crate::ledger::Activities::since`] shows it (`first_kept`, the records
 /// after `stored` oldest first) and its `last_seq`.
-pub fn plan_drain<'a>(
+pub fn plan_drain<'a, R: Clone + 'a>(
     stored: u64,
     first_kept: Option<u64>,
     last_seq: u64,
-    after_stored: impl Iterator<Item = &'a (u64, ActivityRecord)>,
+    after_stored: impl Iterator<Item = &'a (u64, R)>,
     batch: usize,
-) -> DrainStep {
+) -> DrainStep<R> {
     assert!(batch > 0, "a drain step takes at least one record");
     if last_seq < stored {
         return DrainStep::LedgerBehind { stored, last_seq };

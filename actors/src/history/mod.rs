@@ -17,8 +17,11 @@
 //! Code map: `query` (filters, visibility, cursors, pages), `drain` (what
 //! a writer takes from a tenant's outbox next).
 
+mod audit;
 mod drain;
 mod query;
+
+pub use audit::{audit_key_id, AuditPage, AuditQuery};
 
 pub use drain::{plan_drain, DrainStep, DRAIN_BATCH};
 pub use query::{
@@ -34,6 +37,8 @@ use crate::model::TenantId;
 pub enum RecordKind {
     /// A closed activity (C1, C4).
     Activity = 1,
+    /// An audit record (the front door's trail).
+    Audit = 2,
 }
 
 /// The key of a history record: ordered by tenant, kind, time, then id.
@@ -118,4 +123,29 @@ pub trait HistoryStore: Send + Sync + std::fmt::Debug {
     /// The last outbox sequence of `tenant` whose record is stored (0 before
     /// any).
     fn drained_seq(&self, tenant: TenantId) -> Result<u64, HistoryError>;
+
+    /// Stores audit records of `tenant`'s log (`ledger::PLATFORM` for the
+    /// platform's), each at most once, and the log's drained sequence, in
+    /// one transaction (as [`HistoryStore::put_activities`]).
+    fn put_audit(
+        &self,
+        tenant: TenantId,
+        records: &[crate::ledger::AuditRecord],
+        drained_seq: u64,
+    ) -> Result<PutReport, HistoryError>;
+
+    /// One page of `tenant`'s audit records that match `query`, newest first.
+    fn audit(&self, tenant: TenantId, query: &AuditQuery) -> Result<AuditPage, HistoryError>;
+
+    /// The last sequence of `tenant`'s audit log that is stored (0 before any).
+    fn audit_drained_seq(&self, tenant: TenantId) -> Result<u64, HistoryError>;
+
+    /// Deletes `tenant`'s audit records made before `before_ms` (retention);
+    /// how many it deleted, at most `limit` in one call.
+    fn expire_audit(
+        &self,
+        tenant: TenantId,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<usize, HistoryError>;
 }

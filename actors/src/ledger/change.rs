@@ -53,6 +53,12 @@ pub enum Change {
     /// Agents' voice states changed in ways no single agent names (a lost
     /// call closed by a survivor).
     Voice(TenantId),
+    /// An audit record was made in this tenant's log (or the platform's,
+    /// `PLATFORM`).
+    Audited {
+        /// The tenant, or `PLATFORM`.
+        tenant: TenantId,
+    },
     /// An activity closed: its record is in the tenant's outbox.
     ActivityClosed {
         /// The tenant.
@@ -72,7 +78,9 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
         C::LockLogin { .. }
         | C::UnlockLogin { .. }
         | C::OpenLoginSession { .. }
-        | C::CloseLoginSession { .. } => Vec::new(),
+        | C::CloseLoginSession { .. }
+        | C::RecordAudit { .. } => Vec::new(),
+        C::SetAuditRetention { .. } => vec![Change::Tenants],
         C::CreateTenant { .. } | C::RenameTenant { .. } => vec![Change::Tenants],
         C::CreateBranch { tenant, .. }
         | C::UpdateBranch { tenant, .. }

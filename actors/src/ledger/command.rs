@@ -306,7 +306,23 @@ pub enum Command {
     /// phones' feature codes and the system's rules wrap what they send).
     By {
         by: Author,
+        /// The address the request came from (the API's client).
+        #[serde(default)]
+        from: Option<String>,
         inner: Box<Command>,
+    },
+    /// A tenant's audit records are kept this many days (1..=3650).
+    SetAuditRetention {
+        tenant: TenantId,
+        days: u32,
+    },
+    /// Audits a change made outside the ledger (cluster membership): its
+    /// log (`None`: the platform's), object id, before and after.
+    RecordAudit {
+        tenant: Option<TenantId>,
+        object: Option<String>,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
     },
     /// The agent machine's view of its devices (A8): none answers
     /// (`reachable: false`, the agent is disconnected) or one does again.

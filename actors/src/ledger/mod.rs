@@ -16,6 +16,7 @@
 //! queues), `users`, `devices` (devices and numbers), `binding` (D4),
 //! `licences` (L1-L6), `sessions` (A1, A4, A5), `entries` (Q3), `queries`.
 
+mod audit;
 mod binding;
 mod calls;
 mod change;
@@ -33,6 +34,7 @@ mod sessions;
 mod tenant;
 mod users;
 
+pub use audit::{AuditLog, AuditObject, AuditRecord, AUDIT_KEPT, PLATFORM};
 pub use calls::{Activities, AgentVoice, CallCheckpoint, Voice, CLOSED_KEPT, OUTBOX_KEPT};
 pub use change::Change;
 pub use command::{Command, Outcome, Response, TokenOwner};
@@ -96,6 +98,9 @@ pub struct Ledger {
     /// Sessions opened by logging in, by id.
     #[serde(default)]
     login_sessions: BTreeMap<u64, LoginSession>,
+    /// The platform's audit log (operators, the cluster).
+    #[serde(default)]
+    platform_audit: AuditLog,
     #[serde(skip)]
     changes: change::Pending,
 }
@@ -134,9 +139,13 @@ impl Ledger {
     /// Applies one command at `now_ms` (the proposer's time).
     pub fn execute(&mut self, command: Command, now_ms: u64) -> Response {
         let changes = change::changes_of(&command);
+        let audit = self.audit_before(&command, now_ms);
         let outcome = self.dispatch(command, now_ms);
-        if outcome.is_ok() {
+        if let Ok(done) = &outcome {
             self.changes.0.extend(changes);
+            if let Some(pending) = audit {
+                self.audit_after(pending, done, now_ms);
+            }
         }
         if cfg!(debug_assertions) {
             self.check_invariants();
@@ -201,9 +210,30 @@ impl Ledger {
                     sip_domain: spec.sip_domain,
                     fingerprint_salt_hex,
                     feature_codes: FeatureCodes::default(),
+                    audit_retention_days: crate::model::directory::DEFAULT_AUDIT_RETENTION_DAYS,
                 };
                 self.tenants.insert(id, TenantState::new(tenant));
                 Ok(Outcome::Created { id: id.0 })
+            }
+            C::SetAuditRetention { tenant, days } => {
+                ensure(
+                    (1..=crate::model::directory::MAX_AUDIT_RETENTION_DAYS).contains(&days),
+                    RefusalCode::CountInvalid,
+                    || {
+                        format!(
+                            "audit records are kept 1 to {} days",
+                            crate::model::directory::MAX_AUDIT_RETENTION_DAYS
+                        )
+                    },
+                )?;
+                self.tenant_mut(tenant)?.tenant.audit_retention_days = days;
+                Ok(Outcome::Done)
+            }
+            C::RecordAudit { tenant, .. } => {
+                if let Some(tenant) = tenant {
+                    self.tenant_mut(tenant)?;
+                }
+                Ok(Outcome::Done)
             }
             C::RenameTenant { tenant, name } => {
                 ensure(
@@ -301,7 +331,7 @@ impl Ledger {
                     ),
                 ))
             }
-            C::By { by, inner } => {
+            C::By { by, inner, .. } => {
                 let noted = inner.session_action();
                 let intervention = inner.entry_action();
                 let outcome = self.dispatch(*inner, now_ms)?;
@@ -424,6 +454,8 @@ impl Command {
             C::CreateApiToken { .. } | C::RevokeApiToken { .. } => None,
             C::LockLogin { .. } | C::UnlockLogin { .. } => None,
             C::OpenLoginSession { .. } | C::CloseLoginSession { .. } => None,
+            C::RecordAudit { tenant, .. } => *tenant,
+            C::SetAuditRetention { tenant, .. } => Some(*tenant),
             C::By { inner, .. } => inner.tenant(),
             C::RenameTenant { tenant, .. }
             | C::SetFeatureCodes { tenant, .. }

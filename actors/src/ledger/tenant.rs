@@ -39,6 +39,9 @@ pub struct TenantState {
     /// logout; only existing users.
     #[serde(default)]
     pub(crate) last_changes: BTreeMap<UserId, SessionChange>,
+    /// The tenant's audit log.
+    #[serde(default)]
+    pub(crate) audit: super::audit::AuditLog,
 }
 
 impl TenantState {
@@ -58,6 +61,7 @@ impl TenantState {
             entries: QueueEntries::default(),
             voice: Default::default(),
             activities: Default::default(),
+            audit: Default::default(),
             last_changes: BTreeMap::new(),
         }
     }

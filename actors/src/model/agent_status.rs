@@ -51,6 +51,10 @@ pub enum SystemRule {
     Reachability,
     /// The call flow: an offer, an answer, a hang-up, the end of wrap-up.
     CallFlow,
+    /// The front door: a login locked after too many failures.
+    FrontDoor,
+    /// The node's configuration: the operator account made at bootstrap.
+    Bootstrap,
 }
 
 /// What a session change did.

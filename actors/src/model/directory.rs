@@ -59,6 +59,18 @@ pub struct Tenant {
     /// Phone feature codes (A3); the defaults until set.
     #[serde(default)]
     pub feature_codes: super::feature_codes::FeatureCodes,
+    /// How long the tenant's audit records are kept, in days.
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u32,
+}
+
+/// Audit records are kept this long unless the tenant says otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+/// The longest a tenant may keep its audit records (ten years).
+pub const MAX_AUDIT_RETENTION_DAYS: u32 = 3_650;
+
+fn default_audit_retention_days() -> u32 {
+    DEFAULT_AUDIT_RETENTION_DAYS
 }
 
 /// What the API shows of a tenant.

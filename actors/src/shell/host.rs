@@ -384,7 +384,8 @@ impl<S: Services> Host<S> {
                 | Change::Directory(_)
                 | Change::Licences(_)
                 | Change::Cluster
-                | Change::ActivityClosed { .. } => {}
+                | Change::ActivityClosed { .. }
+                | Change::Audited { .. } => {}
             }
         }
         if rebalance {

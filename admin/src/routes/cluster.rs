@@ -5,8 +5,9 @@ use crate::extract::{Body, Id};
 use crate::problem::Problem;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use carillon_actors::ledger::Command;
 use carillon_consensus::{ClusterStatus, MemberRole, NodeAddr};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -202,6 +203,7 @@ fn valid_addr(field: &str, addr: &str) -> Result<(), Problem> {
 pub async fn add_member(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Body(body): Body<AddMember>,
 ) -> Result<Json<Cluster>, Problem> {
     caller.require_operator()?;
@@ -214,6 +216,7 @@ pub async fn add_member(
             "a node id must be greater than 0",
         ));
     }
+    let addr_text = (body.raft_addr.clone(), body.admin_addr.clone());
     let addr = NodeAddr {
         raft_addr: body.raft_addr,
         admin_addr: body.admin_addr,
@@ -230,7 +233,32 @@ pub async fn add_member(
         voters.insert(body.id);
         app.consensus.change_voters(voters).await?;
     }
+    let after = serde_json::json!({
+        "id": body.id, "raft_addr": addr_text.0, "admin_addr": addr_text.1, "voter": body.voter,
+    });
+    audit_membership(&app, &caller, &headers, body.id, None, Some(after)).await;
     Ok(Json(app.consensus.status().await.into()))
+}
+
+/// Audits a membership change in the platform's log. The change is made
+/// already: a failed audit write is logged, not answered as a failure.
+async fn audit_membership(
+    app: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: u64,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) {
+    let command = Command::RecordAudit {
+        tenant: None,
+        object: Some(id.to_string()),
+        before,
+        after,
+    };
+    if let Err(p) = app.execute(caller, headers, command).await {
+        tracing::warn!(member = id, problem = %p, "the membership change was made; its audit record was not written");
+    }
 }
 
 /// Removes a member (voter or learner) from the cluster.
@@ -242,13 +270,19 @@ pub async fn add_member(
 pub async fn remove_member(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Id(id): Id<u64>,
 ) -> Result<Json<Cluster>, Problem> {
     caller.require_operator()?;
     let status = app.consensus.status().await;
-    if !status.members.iter().any(|m| m.id == id) {
+    let Some(member) = status.members.iter().find(|m| m.id == id) else {
         return Err(Problem::not_found("cluster member"));
-    }
+    };
+    let before = serde_json::json!({
+        "id": id, "raft_addr": member.raft_addr, "admin_addr": member.admin_addr,
+        "voter": member.role == MemberRole::Voter,
+    });
     app.consensus.remove_nodes(BTreeSet::from([id])).await?;
+    audit_membership(&app, &caller, &headers, id, Some(before), None).await;
     Ok(Json(app.consensus.status().await.into()))
 }

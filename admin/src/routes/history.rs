@@ -160,7 +160,7 @@ impl AppState {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HistoryError> + Send + 'static,
 ) -> Result<T, Problem> {
     let result = tokio::task::spawn_blocking(f).await.map_err(|e| {

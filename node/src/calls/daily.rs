@@ -96,6 +96,7 @@ pub fn spawn(consensus: Consensus<Ledger>, clock: std::sync::Arc<dyn Clock>) {
                     l.tenant, l.user, l.date, l.terminal
                 ));
                 let command = Command::By {
+                    from: None,
                     by: Author::System {
                         rule: SystemRule::DailyLogout,
                     },

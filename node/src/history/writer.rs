@@ -11,6 +11,8 @@
 //! `carillon_history_records_missed_total`; a failed write is retried after
 //! [`RETRY_AFTER`] and never skips a record.
 
+mod audit;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use carillon_actors::history::{plan_drain, DrainStep, HistoryError, HistoryStore, DRAIN_BATCH};
 use carillon_actors::ledger::{Change, Ledger};
 use carillon_actors::model::TenantId;
-use carillon_consensus::{Consensus, Notice};
+use carillon_consensus::{Clock, Consensus, Notice};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
@@ -33,6 +35,7 @@ pub struct HistoryMetrics {
     duplicates: IntCounterVec,
     missed: IntCounterVec,
     failures: IntCounter,
+    audit: audit::AuditMetrics,
 }
 
 impl HistoryMetrics {
@@ -67,11 +70,13 @@ impl HistoryMetrics {
             "History store writes that failed (and were retried).",
         )?;
         registry.register(Box::new(failures.clone()))?;
+        let audit = audit::AuditMetrics::register(registry)?;
         Ok(HistoryMetrics {
             written,
             duplicates,
             missed,
             failures,
+            audit,
         })
     }
 }
@@ -81,6 +86,7 @@ pub fn spawn(
     consensus: Consensus<Ledger>,
     store: Arc<dyn HistoryStore>,
     metrics: HistoryMetrics,
+    clock: Arc<dyn Clock>,
 ) -> JoinHandle<()> {
     // Subscribed before the first read: nothing closed after it is unheard.
     let notices = consensus.subscribe();
@@ -90,6 +96,8 @@ pub fn spawn(
         metrics,
         stored: BTreeMap::new(),
         behind: BTreeSet::new(),
+        audit: audit::AuditState::default(),
+        clock,
     };
     tokio::spawn(writer.run(notices))
 }
@@ -102,6 +110,10 @@ struct Writer {
     stored: BTreeMap<TenantId, u64>,
     /// Tenants whose replica was found behind the store (logged once).
     behind: BTreeSet<TenantId>,
+    /// The audit logs' drained sequences and retention sweeps.
+    audit: audit::AuditState,
+    /// For the audit retention.
+    clock: Arc<dyn Clock>,
 }
 
 /// What a notice asks for beyond the tenants it marks dirty.
@@ -115,7 +127,7 @@ fn heard(notice: Result<Notice<Change>, RecvError>, dirty: &mut BTreeSet<TenantI
     match notice {
         Ok(Notice::Applied { changes, .. }) => {
             for change in changes.iter() {
-                if let Change::ActivityClosed { tenant } = change {
+                if let Change::ActivityClosed { tenant } | Change::Audited { tenant } = change {
                     dirty.insert(*tenant);
                 }
             }
@@ -127,9 +139,13 @@ fn heard(notice: Result<Notice<Change>, RecvError>, dirty: &mut BTreeSet<TenantI
 }
 
 impl Writer {
+    /// Every tenant, and the platform's audit log.
     fn tenants(&self) -> BTreeSet<TenantId> {
-        self.consensus
-            .read_local(|l| l.tenants().map(|t| t.id).collect())
+        let mut all: BTreeSet<TenantId> = self
+            .consensus
+            .read_local(|l| l.tenants().map(|t| t.id).collect());
+        all.insert(carillon_actors::ledger::PLATFORM);
+        all
     }
 
     async fn run(mut self, mut notices: tokio::sync::broadcast::Receiver<Notice<Change>>) {
@@ -138,7 +154,11 @@ impl Writer {
             let mut again = BTreeSet::new();
             let mut failed = false;
             for tenant in std::mem::take(&mut dirty) {
-                match self.step(tenant).await {
+                let stepped = match self.step(tenant).await {
+                    Ok(more) => self.step_audit(tenant).await.map(|audit| more || audit),
+                    Err(e) => Err(e),
+                };
+                match stepped {
                     Ok(more) => {
                         if more {
                             again.insert(tenant);

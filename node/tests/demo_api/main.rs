@@ -5,6 +5,7 @@
 //! restart from the same directory keeps everything.
 
 mod access;
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod sessions;
@@ -166,6 +167,7 @@ async fn the_demo_api_as_users_meet_it() {
         assert_eq!(status, 401, "{login}'s logged-out token: {body}");
     }
     sessions::check(&api, &file).await;
+    audit::check(&api, &file, &op).await;
 
     // Bad input: a problem naming the rule, and nothing applied.
     let count = |users: &Value| users.as_array().map_or(0, Vec::len);

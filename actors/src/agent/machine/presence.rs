@@ -155,6 +155,7 @@ impl AgentMachine {
             out.push(AgentOutput::Ledger {
                 op: AgentOp::TimeOut,
                 command: Box::new(Command::By {
+                    from: None,
                     by: by.clone(),
                     inner: Box::new(Command::Logout {
                         tenant: self.tenant,
