@@ -31,6 +31,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# aiosmtpd is the SMTP relay of the password-recovery test (node/tests/smtp_sink.py).
+if ! python3 -c 'import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != "1.4.6")' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi
+
 # schemathesis fuzzes the admin API against its own OpenAPI document.
 if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q '4.32.5'; then
   python3 -m pip install -q --disable-pip-version-check 'schemathesis==4.32.5'

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod extract;
 pub mod http_metrics;
+pub mod mailer;
 pub mod openapi;
 pub mod presence;
 pub mod problem;
@@ -68,6 +69,11 @@ impl Admin {
                 bearer_throttle: Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
                     throttle::ThrottleRules::for_bearer_tokens(),
                 ))),
+                reset_throttle: Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
+                    throttle::ThrottleRules::for_password_resets(),
+                ))),
+                mailer: Arc::new(mailer::NoMailer),
+                reset: mailer::ResetSettings::default(),
                 throttle_metrics,
                 history: None,
             },
@@ -88,6 +94,13 @@ impl Admin {
     /// Throttles logins by `rules` (the node's configuration).
     pub fn set_throttle_rules(&mut self, rules: throttle::ThrottleRules) {
         self.state.throttle = Arc::new(std::sync::Mutex::new(throttle::Throttle::new(rules)));
+    }
+
+    /// Hands outgoing e-mail (password resets) to `mailer`, with `reset`'s
+    /// link and lifetime.
+    pub fn set_mailer(&mut self, mailer: Arc<dyn mailer::Mailer>, reset: mailer::ResetSettings) {
+        self.state.mailer = mailer;
+        self.state.reset = reset;
     }
 
     /// Serves activity records (H1) from this node's history store.

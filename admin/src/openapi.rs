@@ -7,7 +7,7 @@ use crate::http_metrics;
 use crate::problem::{Problem, ProblemBody};
 use crate::routes::{
     audit, auth, catalogue, cluster, devices, history, licences, lockouts, login_sessions, numbers,
-    queues, sessions, system, tenants, users,
+    password_reset, queues, sessions, system, tenants, users,
 };
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -79,6 +79,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::me))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
+        .routes(routes!(password_reset::request))
+        .routes(routes!(password_reset::confirm))
         .routes(routes!(login_sessions::list))
         .routes(routes!(login_sessions::end))
         .routes(routes!(login_sessions::logout))
@@ -204,7 +206,9 @@ fn finish(mut doc: Document) -> Document {
         }
     }
     for (path, item) in doc.paths.paths.iter_mut() {
-        let system = !path.starts_with("/api/v1/") || path == "/api/v1/auth/login";
+        let system = !path.starts_with("/api/v1/")
+            || path == "/api/v1/auth/login"
+            || path.starts_with("/api/v1/auth/password-reset");
         let operations = [
             item.get.as_mut(),
             item.post.as_mut(),

@@ -24,6 +24,12 @@ pub struct AppState {
     pub throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
     /// The throttle of bad bearer tokens per source (`crate::access`).
     pub bearer_throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// The throttle of password reset requests per (login, source).
+    pub reset_throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// Where outgoing e-mail goes.
+    pub mailer: Arc<dyn crate::mailer::Mailer>,
+    /// Reset links: lifetime and base URL.
+    pub reset: crate::mailer::ResetSettings,
     /// Its metrics.
     pub throttle_metrics: Arc<crate::http_metrics::ThrottleMetrics>,
     /// This node's history store (H1), once the node has opened it.

@@ -75,6 +75,20 @@ impl ThrottleRules {
     }
 }
 
+impl ThrottleRules {
+    /// The rules for password reset requests: per (login or e-mail,
+    /// address) 3 free, per address 10, then the doubling delays; never a
+    /// lockout (the account's owner must stay able to recover it).
+    pub fn for_password_resets() -> Self {
+        ThrottleRules {
+            pair_free_failures: 3,
+            source_free_failures: 10,
+            lockout_failures: u32::MAX,
+            ..Self::default()
+        }
+    }
+}
+
 /// May an attempt go ahead?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

@@ -120,6 +120,81 @@ pub struct AdminSection {
     pub cors_origins: Vec<String>,
 }
 
+/// E-mail through an SMTP relay (password recovery, U5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    /// The relay's host.
+    pub smtp_host: String,
+    /// The relay's port (587).
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    /// `starttls` (required, the default), `tls` (implicit, port 465) or
+    /// `none` (plain text: only for a relay on this host).
+    #[serde(default)]
+    pub tls: crate::mail::RelayTls,
+    /// Extra trusted roots (PEM) beside the system's, for a private relay.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Login at the relay.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable that holds the relay password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The sender, e.g. `Carillon <noreply@example.com>`.
+    pub from: String,
+    /// The base of the links in e-mails (the panel's public URL).
+    pub link_base: String,
+    /// How long a password reset link works (1800 s).
+    #[serde(default)]
+    pub reset_ttl_s: Option<u64>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+impl MailSection {
+    /// The relay's settings, with the password from the environment.
+    pub fn relay(&self) -> Result<crate::mail::RelayConfig, String> {
+        let from = self
+            .from
+            .parse()
+            .map_err(|e| format!("mail.from {:?} is not an address: {e}", self.from))?;
+        let ca_pem = match &self.ca_file {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("mail.ca_file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let credentials = match (&self.username, &self.password_env) {
+            (Some(user), Some(var)) => Some((
+                user.clone(),
+                std::env::var(var).map_err(|_| format!("mail.password_env: {var} is not set"))?,
+            )),
+            (None, None) => None,
+            _ => return Err("mail.username and mail.password_env go together".into()),
+        };
+        Ok(crate::mail::RelayConfig {
+            host: self.smtp_host.clone(),
+            port: self.smtp_port,
+            tls: self.tls,
+            ca_pem,
+            credentials,
+            from,
+        })
+    }
+
+    /// Reset links: lifetime and base.
+    pub fn reset(&self) -> carillon_admin::mailer::ResetSettings {
+        carillon_admin::mailer::ResetSettings {
+            ttl_ms: self.reset_ttl_s.unwrap_or(1_800) * 1_000,
+            link_base: self.link_base.clone(),
+        }
+    }
+}
+
 /// The node's certificate for HTTPS, SIP over TLS and WSS (PEM files,
 /// reloaded when they change).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -271,6 +346,9 @@ pub struct NodeConfig {
     /// TLS: certificate and key, the HTTPS address.
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    /// E-mail through an SMTP relay; no e-mail when absent.
+    #[serde(default)]
+    pub mail: Option<MailSection>,
     /// The media relay (required for role media).
     #[serde(default)]
     pub media: Option<MediaSection>,
@@ -404,6 +482,14 @@ impl NodeConfig {
             carillon_admin::security::SecurityPolicy::new(&self.admin.cors_origins, false)
         {
             return Err(invalid(format!("admin.cors_origins: {e}")));
+        }
+        if let Some(mail) = &self.mail {
+            mail.relay().map_err(invalid)?;
+            if mail.reset_ttl_s == Some(0) || mail.smtp_host.is_empty() {
+                return Err(invalid(
+                    "mail: smtp_host is required and reset_ttl_s is at least 1".into(),
+                ));
+            }
         }
         if sip.max_auth_failures == Some(0) {
             return Err(invalid("sip.max_auth_failures must be at least 1".into()));

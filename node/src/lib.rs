@@ -20,6 +20,7 @@ pub mod config;
 pub mod directory;
 pub mod history;
 pub mod logging;
+pub mod mail;
 pub mod running;
 pub mod sip_io;
 pub mod sip_ledger;

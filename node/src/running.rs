@@ -44,6 +44,7 @@ pub struct RunningNode {
     sip: Option<SipServer>,
     relay: Option<carillon_media::shell::RelayHandle>,
     history_writer: JoinHandle<()>,
+    mail_task: Option<JoinHandle<()>>,
     https_addr: Option<std::net::SocketAddr>,
 }
 
@@ -142,12 +143,31 @@ impl RunningNode {
             HistoryMetrics::register(&registry).context("register history metrics")?,
             clock.clone(),
         );
+        let mail = match &config.mail {
+            Some(section) => {
+                let relay = section.relay().map_err(anyhow::Error::msg)?;
+                Some(crate::mail::start(
+                    &config.data_dir,
+                    relay,
+                    clock.clone(),
+                    &registry,
+                )?)
+            }
+            None => None,
+        };
         let mut admin =
             Admin::new(consensus.clone(), clock, registry).context("start the admin API")?;
         if let Some(server) = &sip {
             admin.set_presence(Arc::new(EdgePresence::new(server.registrations())));
         }
         admin.set_history(history);
+        let mail_task = match (mail, &config.mail) {
+            (Some((mailer, task)), Some(section)) => {
+                admin.set_mailer(mailer, section.reset());
+                Some(task)
+            }
+            _ => None,
+        };
         admin.set_throttle_rules(config.login.rules());
         admin.set_security(
             carillon_admin::security::SecurityPolicy::new(&config.admin.cors_origins, false)
@@ -239,6 +259,7 @@ impl RunningNode {
             sip,
             relay,
             history_writer,
+            mail_task,
             https_addr,
         })
     }
@@ -280,6 +301,11 @@ impl RunningNode {
         }
         // A write in flight commits or not as a whole; the next start resumes.
         self.history_writer.abort();
+        // A message being sent when this stops is sent again after the
+        // restart (the outbox removes it only once the relay took it).
+        if let Some(task) = self.mail_task {
+            task.abort();
+        }
         if let Some(sip) = self.sip {
             sip.stop().await;
         }

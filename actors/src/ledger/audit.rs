@@ -266,6 +266,11 @@ impl Ledger {
                 (log, Kind::Lockout, Some(folded))
             }
             C::RecordAudit { tenant, object, .. } => (*tenant, Kind::Member, object.clone()),
+            C::IssuePasswordReset { tenant, user, .. } => (Some(*tenant), Kind::User, s(user.0)),
+            C::CompletePasswordReset { token_hash, .. } => {
+                let (tenant, user) = self.reset_user(token_hash)?;
+                (Some(tenant), Kind::User, s(user.0))
+            }
             _ => return None,
         })
     }
@@ -335,6 +340,14 @@ impl Ledger {
             (None, Command::CreateOperator { .. }) => Author::System {
                 rule: SystemRule::Bootstrap,
             },
+            (None, Command::CompletePasswordReset { token_hash, .. }) => {
+                match self.reset_user(token_hash) {
+                    Some((_, user)) => Author::User { user },
+                    None => Author::System {
+                        rule: SystemRule::FrontDoor,
+                    },
+                }
+            }
             (None, _) => Author::System {
                 rule: SystemRule::FrontDoor,
             },

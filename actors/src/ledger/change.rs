@@ -79,7 +79,9 @@ pub(crate) fn changes_of(command: &Command) -> Vec<Change> {
         | C::UnlockLogin { .. }
         | C::OpenLoginSession { .. }
         | C::CloseLoginSession { .. }
-        | C::RecordAudit { .. } => Vec::new(),
+        | C::RecordAudit { .. }
+        | C::IssuePasswordReset { .. } => Vec::new(),
+        C::CompletePasswordReset { .. } => vec![Change::Cluster],
         C::SetAuditRetention { .. } => vec![Change::Tenants],
         C::CreateTenant { .. } | C::RenameTenant { .. } => vec![Change::Tenants],
         C::CreateBranch { tenant, .. }

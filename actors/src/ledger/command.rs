@@ -258,6 +258,19 @@ pub enum Command {
         source: String,
         user_agent: String,
     },
+    /// A password reset for a user who forgot the password (U5): the hash
+    /// of the secret the user's e-mail carries.
+    IssuePasswordReset {
+        tenant: TenantId,
+        user: UserId,
+        token_hash: String,
+        expires_at_ms: u64,
+    },
+    /// The reset's secret and the new password (hashed): used once.
+    CompletePasswordReset {
+        token_hash: String,
+        password: PasswordHash,
+    },
     /// Logout, or its owner ends it from elsewhere.
     CloseLoginSession {
         session: u64,

@@ -28,6 +28,7 @@ mod entries;
 mod licences;
 mod lockouts;
 mod login_sessions;
+mod password_resets;
 mod queries;
 mod resume;
 mod sessions;
@@ -42,6 +43,7 @@ pub use entries::{EntryState, QueueEntry};
 pub use licences::Licences;
 pub use lockouts::{fold_login, Lockout};
 pub use login_sessions::{LoginSession, MAX_PER_OWNER as MAX_LOGIN_SESSIONS_PER_OWNER};
+pub use password_resets::PasswordReset;
 pub use sessions::{agent_state, AfterActivity, AgentSession, AgentStatus};
 pub use tenant::TenantState;
 
@@ -101,6 +103,9 @@ pub struct Ledger {
     /// The platform's audit log (operators, the cluster).
     #[serde(default)]
     platform_audit: AuditLog,
+    /// Password resets issued, by the hash of their secret.
+    #[serde(default)]
+    password_resets: BTreeMap<String, PasswordReset>,
     #[serde(skip)]
     changes: change::Pending,
 }
@@ -402,6 +407,22 @@ impl Ledger {
                     self.open_login_session(owner, expires_at_ms, source, user_agent, now_ms)?;
                 Ok(Outcome::Created { id })
             }
+            C::IssuePasswordReset {
+                tenant,
+                user,
+                token_hash,
+                expires_at_ms,
+            } => {
+                self.issue_password_reset(tenant, user, token_hash, expires_at_ms, now_ms)?;
+                Ok(Outcome::Done)
+            }
+            C::CompletePasswordReset {
+                token_hash,
+                password,
+            } => {
+                self.complete_password_reset(token_hash, password, now_ms)?;
+                Ok(Outcome::Done)
+            }
             C::CloseLoginSession { session } => {
                 self.close_login_session(session)?;
                 Ok(Outcome::Done)
@@ -455,6 +476,7 @@ impl Command {
             C::LockLogin { .. } | C::UnlockLogin { .. } => None,
             C::OpenLoginSession { .. } | C::CloseLoginSession { .. } => None,
             C::RecordAudit { tenant, .. } => *tenant,
+            C::IssuePasswordReset { .. } | C::CompletePasswordReset { .. } => None,
             C::SetAuditRetention { tenant, .. } => Some(*tenant),
             C::By { inner, .. } => inner.tenant(),
             C::RenameTenant { tenant, .. }

@@ -123,6 +123,9 @@ refusal_codes! {
     ActivityClosed => ("C4", Conflict),
     PlacementStale => ("Q3", Conflict),
     TokenNameInvalid => ("U4", Invalid),
+    ResetTokenInvalid => ("U5", Invalid),
+    ResetTokenExpired => ("U5", Invalid),
+    ResetTokenUsed => ("U5", Conflict),
     FeatureCodeInvalid => ("A3", Invalid),
     FeatureCodeAmbiguous => ("A3", Invalid),
 }

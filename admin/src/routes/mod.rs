@@ -10,6 +10,7 @@ pub mod licences;
 pub mod lockouts;
 pub mod login_sessions;
 pub mod numbers;
+pub mod password_reset;
 pub mod queues;
 pub mod sessions;
 pub mod system;

@@ -72,7 +72,7 @@ pub struct SetPin {
     pub pin: String,
 }
 
-async fn tenant_salt(app: &AppState, tenant: TenantId) -> Result<Vec<u8>, Problem> {
+pub(crate) async fn tenant_salt(app: &AppState, tenant: TenantId) -> Result<Vec<u8>, Problem> {
     app.with_tenant(tenant, |t| {
         crate::access::hex_decode(&t.info().fingerprint_salt_hex).ok_or_else(|| {
             Problem::new(
@@ -86,7 +86,7 @@ async fn tenant_salt(app: &AppState, tenant: TenantId) -> Result<Vec<u8>, Proble
 }
 
 /// Validates (V2) and hashes a password off the async workers.
-async fn hash_password(
+pub(crate) async fn hash_password(
     password: String,
     roles: BTreeSet<Role>,
     salt: Vec<u8>,

@@ -35,6 +35,8 @@ pub struct DemoArgs {
     pub https_addr: String,
     /// `[sip]` settings as `key=value`.
     pub sip_options: Vec<String>,
+    /// `[mail]` settings as `key=value` (no e-mail without them).
+    pub mail_options: Vec<String>,
     /// Origins browsers may call the admin API from (`[admin] cors_origins`).
     pub cors_origins: Vec<String>,
     /// The relay's RTP port range, `FIRST-LAST`.
@@ -186,6 +188,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             cors_origins: args.cors_origins.clone(),
         },
         tls: Some(tls.clone()),
+        mail: mail_section(&args.mail_options)?,
         media: Some(media_section(&args.sip_addr, &args.rtp_ports)?),
         media_nodes: Vec::new(),
     };
@@ -280,6 +283,24 @@ fn demo_certificate(args: &DemoArgs) -> Result<crate::config::TlsSection> {
         crate::tls::write_self_signed(&section.files(), &names)?;
     }
     Ok(section)
+}
+
+/// The `[mail]` section of the demo, from `key=value` settings checked
+/// like a configuration file's (none: the demo sends no e-mail).
+fn mail_section(options: &[String]) -> Result<Option<crate::config::MailSection>> {
+    if options.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for option in options {
+        let (key, value) = option
+            .split_once('=')
+            .with_context(|| format!("--mail-option {option:?} is not KEY=VALUE"))?;
+        text.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
+    }
+    toml::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("--mail-option: {}", options.join(" ")))
 }
 
 /// The `[sip]` section of the demo: WebSocket, TLS and secure WebSocket

@@ -65,6 +65,11 @@ pub enum Command {
         /// admin API from a browser (CORS); repeatable.
         #[arg(long = "cors-origin", value_name = "ORIGIN")]
         cors_origins: Vec<String>,
+        /// A mail setting, as in the `[mail]` section of a node's
+        /// configuration file (for example `smtp_host="relay.example"`);
+        /// repeatable. Without them the demo sends no e-mail.
+        #[arg(long = "mail-option", value_name = "KEY=VALUE")]
+        mail_options: Vec<String>,
         /// The media relay's RTP port range (FIRST-LAST); it binds to the
         /// SIP address's IP.
         #[arg(long, default_value = "30000-39999")]
@@ -106,6 +111,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 https_addr,
                 sip_options,
                 cors_origins,
+                mail_options,
                 rtp_ports,
                 log_format,
             } => {
@@ -121,6 +127,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     https_addr,
                     sip_options,
                     cors_origins,
+                    mail_options,
                     rtp_ports,
                 })
                 .await

@@ -44,6 +44,17 @@ impl Demo {
 
     /// Starts a demo with extra command-line arguments (e.g. `--sip-option`).
     pub fn start_with(dir: &Path, admin: u16, raft: u16, extra: &[&str]) -> Demo {
+        Self::start_with_env(dir, admin, raft, extra, &[])
+    }
+
+    /// Starts a demo with extra arguments and environment variables.
+    pub fn start_with_env(
+        dir: &Path,
+        admin: u16,
+        raft: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Demo {
         let log = dir.join(format!("demo-{admin}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let printout =
@@ -62,6 +73,7 @@ impl Demo {
             .args(["--https-addr", "127.0.0.1:0"])
             .args(["--rtp-ports", &rtp_ports(admin)])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(printout)
             .stderr(file)

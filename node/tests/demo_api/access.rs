@@ -367,6 +367,8 @@ pub fn table(ids: &Ids) -> Vec<Row> {
         ("POST", "/api/v1/auth/tokens".into(), Some(json!({"name": ""})), [422, 422, 422, 422, 422, 422, 401]),
         ("DELETE", "/api/v1/auth/tokens/999999".into(), None, [404, 404, 404, 404, 404, 404, 401]),
         ("DELETE", "/api/v1/auth/sessions/999999".into(), None, [404, 404, 404, 404, 404, 404, 401]),
+        ("POST", "/api/v1/auth/password-reset".into(), Some(json!({})), [422, 422, 422, 422, 422, 422, 422]),
+        ("POST", "/api/v1/auth/password-reset/confirm".into(), Some(json!({"token": "rst_x", "password": "x"})), [422, 422, 422, 422, 422, 422, 422]),
         ("GET", "/api/v1/audit".into(), None, [200, 403, 403, 403, 403, 403, 401]),
         ("GET", format!("{base}/audit"), None, [200, 200, 403, 403, 403, 403, 401]),
         ("GET", format!("/api/v1/tenants/{o}/audit"), None, [200, 404, 404, 404, 404, 404, 401]),

@@ -1,0 +1,59 @@
+//! Outgoing e-mail as the admin API sees it: a message handed to the node's
+//! outbox, which persists it before `enqueue` returns and delivers it
+//! through the configured SMTP relay (the node's `mail` module). The API
+//! never waits for delivery.
+
+/// One message for one recipient (plain text).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    /// The recipient's address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+impl std::fmt::Debug for OutgoingMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A body may carry a reset link: never in logs.
+        f.debug_struct("OutgoingMail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the API hands outgoing e-mail.
+pub trait Mailer: Send + Sync + std::fmt::Debug {
+    /// Persists `mail` for delivery; an error says why it was not taken.
+    fn enqueue(&self, mail: OutgoingMail) -> Result<(), String>;
+}
+
+/// A node without a mail relay: nothing is taken.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMailer;
+
+impl Mailer for NoMailer {
+    fn enqueue(&self, _: OutgoingMail) -> Result<(), String> {
+        Err("this node has no mail relay ([mail] in its configuration)".into())
+    }
+}
+
+/// How password resets are mailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetSettings {
+    /// How long a reset link works.
+    pub ttl_ms: u64,
+    /// The link's base: the e-mail links to `{link_base}/reset-password?token=…`.
+    pub link_base: String,
+}
+
+impl Default for ResetSettings {
+    fn default() -> Self {
+        ResetSettings {
+            ttl_ms: 30 * 60 * 1000,
+            link_base: "https://127.0.0.1:8443".into(),
+        }
+    }
+}
