@@ -439,6 +439,10 @@ fn table() -> Vec<Case> {
         case!(ActivityClosed, "C4: one record per activity", |f| { enqueue(f, "e"); f.ok(C::CloseActivity { tenant: f.tenant, record: record("e") }); }, |f| run(C::CloseActivity { tenant: f.tenant, record: record("e") })),
         case!(PlacementStale, "Q3: an owner acting on an old placement is fenced", |f| { ready(f); enqueue(f, "e"); }, |f| run(C::OfferCall { tenant: f.tenant, entry: "e".into(), user: f.agents[1], epoch: 7 })),
         case!(TokenNameInvalid, "API tokens are named", |f| run(C::CreateApiToken { owner: TokenOwner::User { tenant: f.tenant, user: f.admin }, name: String::new(), token_hash: "h".into() })),
+        // U5: password recovery.
+        case!(ResetTokenInvalid, "U5: a reset the system did not issue", |_| run(C::CompletePasswordReset { token_hash: "forged".into(), password: common::password("Reset-Password-9!") })),
+        case!(ResetTokenExpired, "U5: a reset past its lifetime", |f| { let issue = C::IssuePasswordReset { tenant: f.tenant, user: f.admin, token_hash: "old".into(), expires_at_ms: NOW_MS - 1 }; f.run_at(NOW_MS - 10_000, issue).expect("issued"); }, |_| run(C::CompletePasswordReset { token_hash: "old".into(), password: common::password("Reset-Password-9!") })),
+        case!(ResetTokenUsed, "U5: a reset used once already", |f| { f.ok(C::IssuePasswordReset { tenant: f.tenant, user: f.admin, token_hash: "once".into(), expires_at_ms: NOW_MS + 60_000 }); f.ok(C::CompletePasswordReset { token_hash: "once".into(), password: common::password("Reset-Password-9!") }); }, |_| run(C::CompletePasswordReset { token_hash: "once".into(), password: common::password("Other-Password-8!") })),
         // A3: feature codes.
         case!(FeatureCodeInvalid, "A3: a code of digits alone would shadow a short number", |f| run(C::SetFeatureCodes { tenant: f.tenant, codes: FeatureCodes { login: "100".into(), ..FeatureCodes::default() } })),
         case!(FeatureCodeAmbiguous, "A3: a code that is a prefix of another", |f| run(C::SetFeatureCodes { tenant: f.tenant, codes: FeatureCodes { unpause: "*20".into(), ..FeatureCodes::default() } })),

@@ -134,7 +134,16 @@ async fn https_wss_and_sip_tls_with_the_demo_certificate_reloaded_while_running(
         dir.path(),
         free_port(),
         free_port(),
-        &["--sip-option", "digest=\"md5-only\""],
+        &[
+            "--sip-option",
+            "digest=\"md5-only\"",
+            "--sip-tls-addr",
+            "127.0.0.1:0",
+            "--wss-addr",
+            "127.0.0.1:0",
+            "--https-addr",
+            "127.0.0.1:0",
+        ],
     );
     let file = demo.demo_json();
     let api = demo.api();

@@ -187,7 +187,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         admin: crate::config::AdminSection {
             cors_origins: args.cors_origins.clone(),
         },
-        tls: Some(tls.clone()),
+        tls: tls.clone(),
         mail: mail_section(&args.mail_options)?,
         media: Some(media_section(&args.sip_addr, &args.rtp_ports)?),
         media_nodes: Vec::new(),
@@ -226,8 +226,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if let Some(https) = node.https_addr() {
         demo.https_url = format!("https://{https}");
     }
-    demo.tls_cert_file = tls.cert_file.display().to_string();
-    demo.tls_fingerprint_sha256 = crate::tls::ReloadingTls::new(tls.files(), &[])?.fingerprint();
+    if let Some(tls) = &tls {
+        demo.tls_cert_file = tls.cert_file.display().to_string();
+        demo.tls_fingerprint_sha256 =
+            crate::tls::ReloadingTls::new(tls.files(), &[])?.fingerprint();
+    }
     let text = serde_json::to_string_pretty(&demo)?;
     let partial = demo_json.with_extension("json.partial");
     std::fs::write(&partial, text).with_context(|| format!("write {}", partial.display()))?;
@@ -264,11 +267,17 @@ fn media_section(sip_addr: &str, ports: &str) -> Result<crate::config::MediaSect
 /// The demo's certificate, `DIR/tls/cert.pem` and `key.pem`: self-signed
 /// for `localhost` and the demo's addresses, made at the first start and
 /// kept (replace the files to use another; the node reloads them).
-fn demo_certificate(args: &DemoArgs) -> Result<crate::config::TlsSection> {
+fn demo_certificate(args: &DemoArgs) -> Result<Option<crate::config::TlsSection>> {
+    if [&args.https_addr, &args.sip_tls_addr, &args.wss_addr]
+        .iter()
+        .all(|a| listen(a).is_none())
+    {
+        return Ok(None);
+    }
     let section = crate::config::TlsSection {
         cert_file: args.dir.join("tls").join("cert.pem"),
         key_file: args.dir.join("tls").join("key.pem"),
-        https_addr: Some(args.https_addr.clone()),
+        https_addr: listen(&args.https_addr),
     };
     if !section.cert_file.exists() || !section.key_file.exists() {
         let mut names = vec!["localhost".to_string()];
@@ -282,7 +291,12 @@ fn demo_certificate(args: &DemoArgs) -> Result<crate::config::TlsSection> {
         }
         crate::tls::write_self_signed(&section.files(), &names)?;
     }
-    Ok(section)
+    Ok(Some(section))
+}
+
+/// A listen address of the command line; `off` (or nothing) turns it off.
+fn listen(addr: &str) -> Option<String> {
+    (!addr.is_empty() && addr != "off").then(|| addr.to_string())
 }
 
 /// The `[mail]` section of the demo, from `key=value` settings checked
@@ -307,10 +321,13 @@ fn mail_section(options: &[String]) -> Result<Option<crate::config::MailSection>
 /// on the demo's addresses, plus `key=value` settings checked like a
 /// configuration file's.
 fn sip_section(args: &DemoArgs, options: &[String]) -> Result<SipSection> {
-    let mut text = format!(
-        "ws_addr = {:?}\ntls_addr = {:?}\nwss_addr = {:?}\n",
-        args.ws_addr, args.sip_tls_addr, args.wss_addr
-    );
+    let mut text = format!("ws_addr = {:?}\n", args.ws_addr);
+    if let Some(addr) = listen(&args.sip_tls_addr) {
+        text.push_str(&format!("tls_addr = {addr:?}\n"));
+    }
+    if let Some(addr) = listen(&args.wss_addr) {
+        text.push_str(&format!("wss_addr = {addr:?}\n"));
+    }
     for option in options {
         let (key, value) = option
             .split_once('=')

@@ -48,13 +48,14 @@ pub enum Command {
         /// SIP over WebSocket address (RFC 7118).
         #[arg(long, default_value = "127.0.0.1:5066")]
         ws_addr: String,
-        /// SIP over TLS address (`sips:`; the demo's self-signed certificate).
+        /// SIP over TLS address (`sips:`; the demo's self-signed certificate;
+        /// `off` turns it off).
         #[arg(long, default_value = "127.0.0.1:5061")]
         sip_tls_addr: String,
-        /// SIP over secure WebSocket address (RFC 7118 WSS).
+        /// SIP over secure WebSocket address (RFC 7118 WSS; `off` turns it off).
         #[arg(long, default_value = "127.0.0.1:5065")]
         wss_addr: String,
-        /// The admin API over HTTPS.
+        /// The admin API over HTTPS (`off` turns it off).
         #[arg(long, default_value = "127.0.0.1:8443")]
         https_addr: String,
         /// A SIP edge setting, as in the `[sip]` section of a node's

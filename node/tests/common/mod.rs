@@ -69,8 +69,15 @@ impl Demo {
                 &format!("127.0.0.1:{raft}"),
             ])
             .args(["--sip-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
-            .args(["--sip-tls-addr", "127.0.0.1:0", "--wss-addr", "127.0.0.1:0"])
-            .args(["--https-addr", "127.0.0.1:0"])
+            // TLS listeners only where a test asks for them: each is one
+            // more port the kernel picks, which a parallel test's
+            // `free_port` may have chosen.
+            .args(
+                ["--sip-tls-addr", "--wss-addr", "--https-addr"]
+                    .into_iter()
+                    .filter(|flag| !extra.contains(flag))
+                    .flat_map(|flag| [flag, "off"]),
+            )
             .args(["--rtp-ports", &rtp_ports(admin)])
             .args(extra)
             .envs(env.iter().copied())
