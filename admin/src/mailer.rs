@@ -57,3 +57,30 @@ impl Default for ResetSettings {
         }
     }
 }
+
+impl crate::state::AppState {
+    /// E-mails `subject` and `body` to every user with `login` who has an
+    /// address and e-mail notifications on (U5), through the node's outbox;
+    /// off the async workers, never failing the request that caused it.
+    pub fn notify_login_owners(&self, login: &str, subject: &str, body: String) {
+        let recipients: Vec<String> = self.consensus.read_local(|l| {
+            l.users_by_login(login)
+                .filter(|(_, u)| u.spec.email_notifications)
+                .filter_map(|(_, u)| u.spec.email.clone())
+                .collect()
+        });
+        for to in recipients {
+            let mail = OutgoingMail {
+                to,
+                subject: subject.to_string(),
+                body: body.clone(),
+            };
+            let mailer = self.mailer.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = mailer.enqueue(mail) {
+                    tracing::warn!(error = %e, "notification e-mail not queued");
+                }
+            });
+        }
+    }
+}

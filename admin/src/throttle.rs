@@ -140,6 +140,13 @@ impl<K: Hash + Eq + Clone> Table<K> {
             .filter(|c| now_ms.saturating_sub(c.last_ms) <= window_ms)
     }
 
+    /// Restarts the wait of `key` at `now_ms` (its failures stay).
+    fn touch(&mut self, key: &K, now_ms: u64) {
+        if let Some(c) = self.counts.get_mut(key) {
+            c.last_ms = c.last_ms.max(now_ms);
+        }
+    }
+
     fn remove(&mut self, key: &K) {
         if let Some(c) = self.counts.remove(key) {
             self.by_age.remove(&c.stamp);
@@ -245,6 +252,32 @@ impl Throttle {
                 retry_after_ms: wait,
             }
         }
+    }
+
+    /// Like [`Throttle::check`], and an attempt let through a delay takes
+    /// the slot: the delay of its pair and source starts again now, so that
+    /// many attempts sent at once when a delay ends are one password check,
+    /// not one each.
+    pub fn admit(&mut self, login: &str, source: IpAddr, now_ms: u64) -> Verdict {
+        let verdict = self.check(login, source, now_ms);
+        if verdict == Verdict::Allowed {
+            let window = self.rules.window_ms;
+            let pair = (fold(login), source);
+            let delayed = |c: Option<Count>, free: u32| c.is_some_and(|c| c.failures >= free);
+            if delayed(
+                self.pairs.get(&pair, now_ms, window),
+                self.rules.pair_free_failures,
+            ) {
+                self.pairs.touch(&pair, now_ms);
+            }
+            if delayed(
+                self.sources.get(&source, now_ms, window),
+                self.rules.source_free_failures,
+            ) {
+                self.sources.touch(&source, now_ms);
+            }
+        }
+        verdict
     }
 
     /// A wrong password (or unknown login) for `login` from `source`.

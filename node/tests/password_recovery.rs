@@ -127,6 +127,38 @@ fn demo(dir: &Path, admin: u16, raft: u16, smtp: u16, ca: &Path) -> Demo {
     Demo::start_with_env(dir, admin, raft, &args, &[(PASSWORD_ENV, RELAY_PASSWORD)])
 }
 
+/// Turns e-mail notifications (U5) on for `login`.
+async fn notifications_on(api: &Api, admin: &str, t: u64, login: &str) {
+    let (_, users) = api
+        .call(
+            Some(admin),
+            "GET",
+            &format!("/api/v1/tenants/{t}/users"),
+            None,
+        )
+        .await;
+    let mut user = users
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["login"] == login))
+        .cloned()
+        .expect("the user");
+    let id = user["id"].as_u64().expect("id");
+    let spec = user.as_object_mut().expect("object");
+    for computed in ["id", "has_password", "has_pin"] {
+        spec.remove(computed);
+    }
+    spec.insert("email_notifications".into(), json!(true));
+    let (status, body) = api
+        .call(
+            Some(admin),
+            "PUT",
+            &format!("/api/v1/tenants/{t}/users/{id}"),
+            Some(Value::Object(spec.clone())),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// The value of a (labelled) metric line, if present.
 async fn metric_line(url: &str, line: &str) -> Option<f64> {
     let text = reqwest::get(format!("{url}/metrics"))
@@ -161,6 +193,11 @@ async fn a_reset_link_arrives_by_mail_works_once_and_the_outbox_survives_a_resta
     api.wait_ready().await;
     let anna_old = password_of(&file, "agent.anna");
     let session = api.login("agent.anna", &anna_old).await;
+    let t = file["tenant_id"].as_u64().expect("tenant");
+    let admin = api.login("admin", &password_of(&file, "admin")).await;
+    for login in ["agent.anna", "agent.piotr"] {
+        notifications_on(&api, &admin, t, login).await;
+    }
 
     // The same answer whether or not an account matches.
     let (status, known) = post(
@@ -231,6 +268,13 @@ async fn a_reset_link_arrives_by_mail_works_once_and_the_outbox_survives_a_resta
         (409, Some("RESET_TOKEN_USED")),
         "{body}"
     );
+    // With e-mail notifications on (U5), anna is told, through the same outbox.
+    let told = wait_for_mail(&out, anna_mail, 2).await;
+    assert!(
+        told[1].contains("Subject: Your Carillon password was changed"),
+        "{}",
+        told[1]
+    );
     let forged = format!("rst_{}", "0".repeat(48));
     let (status, body) = post(&api, "/api/v1/auth/password-reset/confirm", confirm(forged)).await;
     assert_eq!(
@@ -262,9 +306,36 @@ async fn a_reset_link_arrives_by_mail_works_once_and_the_outbox_survives_a_resta
         "{body}"
     );
 
+    // Ten wrong passwords from four addresses lock piotr's login; he is told.
+    for (source, n) in [
+        ("127.0.0.2", 3),
+        ("127.0.0.3", 3),
+        ("127.0.0.4", 3),
+        ("127.0.0.5", 1),
+    ] {
+        let client = reqwest::Client::builder()
+            .local_address(source.parse::<std::net::IpAddr>().expect("ip"))
+            .build()
+            .expect("client");
+        for _ in 0..n {
+            let status = client
+                .post(format!("{}/api/v1/auth/login", api.url))
+                .json(&json!({"login": "agent.piotr", "password": "Wrong-Password-1!"}))
+                .send()
+                .await
+                .expect("answer")
+                .status();
+            assert_eq!(status.as_u16(), 401);
+        }
+    }
+    let told = wait_for_mail(&out, piotr_mail, 2).await;
+    assert!(
+        told[1].contains("Subject: Your Carillon login is locked") && told[1].contains("127.0.0.5"),
+        "{}",
+        told[1]
+    );
+
     // Audited: issued by the front door, completed by anna; no secret.
-    let t = file["tenant_id"].as_u64().expect("tenant");
-    let admin = api.login("admin", &password_of(&file, "admin")).await;
     let mut done = Value::Null;
     for _ in 0..100 {
         let (_, page) = api

@@ -40,7 +40,7 @@ impl AppState {
             )
             .retry_after_ms(until_ms - now_ms));
         }
-        let verdict = self.throttle().check(login, source, now_ms);
+        let verdict = self.throttle().admit(login, source, now_ms);
         match verdict {
             Verdict::Allowed => Ok(()),
             Verdict::Wait { retry_after_ms } => {
@@ -112,6 +112,18 @@ impl AppState {
             Ok(_) => {
                 tracing::warn!(login = %login, %source, until_ms, "login locked");
                 self.throttle_metrics.lockouts.inc();
+                let minutes = until_ms.saturating_sub(now_ms).div_ceil(60_000);
+                self.notify_login_owners(
+                    login,
+                    "Your Carillon login is locked",
+                    format!(
+                        "After {} failed attempts to log in as {login} (the last from {source}), \
+                         the login is locked for {minutes} minutes; an administrator can lift \
+                         the lock sooner.\n\nIf the attempts were not yours, tell your \
+                         administrator.\n",
+                        failed.login_failures
+                    ),
+                );
             }
             // An unknown login is not locked (only accounts are).
             Err(p) if p.code == "NOT_FOUND" => {}

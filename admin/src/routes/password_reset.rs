@@ -226,5 +226,21 @@ pub async fn confirm(
     )
     .await?;
     tracing::info!(tenant = tenant.0, user = user.0, "password reset completed");
+    let login = app.consensus.read_local(|l| {
+        l.tenant(tenant)
+            .and_then(|t| t.find_user(user))
+            .map(|u| u.spec.login.clone())
+    });
+    if let Some(login) = login {
+        app.notify_login_owners(
+            &login,
+            "Your Carillon password was changed",
+            format!(
+                "The password of your Carillon account {login} was just set with a password \
+                 reset link, and every session of the account was ended.\n\n\
+                 If that was not you, tell your administrator at once.\n"
+            ),
+        );
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -47,7 +47,7 @@ fn step(
 fn run(steps: &[Step]) {
     let mut t = Throttle::new(rules());
     for (i, s) in steps.iter().enumerate() {
-        let verdict = t.check(s.login, ip(s.source), s.at_ms);
+        let verdict = t.admit(s.login, ip(s.source), s.at_ms);
         let wait = match verdict {
             Verdict::Allowed => 0,
             Verdict::Wait { retry_after_ms } => retry_after_ms,
@@ -200,4 +200,35 @@ fn an_unlock_clears_the_login_everywhere() {
     assert!(matches!(t.check("owner", ip(A), 10), Verdict::Wait { .. }));
     t.unlocked("OWNER");
     assert_eq!(t.check("owner", ip(A), 10), Verdict::Allowed);
+}
+
+#[test]
+fn attempts_sent_together_when_a_delay_ends_are_one_password_check() {
+    let mut t = Throttle::new(rules());
+    let a = ip(A);
+    for at in [0, 10, 20] {
+        assert_eq!(t.admit("admin", a, at), Verdict::Allowed);
+        t.failed("admin", a, at);
+    }
+    assert_eq!(
+        t.admit("admin", a, 1_020),
+        Verdict::Allowed,
+        "the delay ended"
+    );
+    for _ in 0..15 {
+        assert_eq!(
+            t.admit("admin", a, 1_020),
+            Verdict::Wait {
+                retry_after_ms: 1_000
+            },
+            "the others sent at the same instant wait a new delay"
+        );
+    }
+    t.failed("admin", a, 1_030);
+    assert_eq!(
+        t.admit("admin", a, 1_031),
+        Verdict::Wait {
+            retry_after_ms: 1_999
+        }
+    );
 }

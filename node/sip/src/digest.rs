@@ -59,7 +59,8 @@ impl Algorithm {
         }
     }
 
-    fn hash_hex(self, data: &str) -> String {
+    /// The lowercase hex digest of `data` with this algorithm.
+    pub fn hash_hex(self, data: &str) -> String {
         match self {
             Algorithm::Sha256 => hex::encode(Sha256::digest(data.as_bytes())),
             Algorithm::Md5 => hex::encode(Md5::digest(data.as_bytes())),
