@@ -14,11 +14,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A TCP port free on 127.0.0.1 now, from 32000-32767: below the kernel's
+/// ephemeral range (32768 and up), so that no test's outgoing connection or
+/// port-0 listener takes it between this check and the demo's bind (seen:
+/// `Address already in use` for an admin port picked from the ephemeral
+/// range). Each process starts at its own offset and never hands out a port
+/// twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("an ephemeral port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 32_000;
+    const COUNT: u32 = 768;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97) % COUNT;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (start + n) % COUNT).expect("a port");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free in {FIRST}-{}", FIRST + COUNT - 1)
 }
 
 /// A 200-port RTP range for the demo on admin port `admin`, below the
