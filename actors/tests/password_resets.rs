@@ -45,22 +45,55 @@ fn a_reset_is_used_once_expires_and_ends_the_users_tokens() {
     assert_eq!(f.ledger.login_sessions_of(owner, NOW_MS).count(), 0);
     assert!(f.ledger.api_tokens_of(owner).all(|t| t.revoked));
     assert_eq!(f.run(complete("h1")), Err(RefusalCode::ResetTokenUsed));
-    f.ok(issue("h2", 10));
+    // One a minute per user.
+    let minute = 60_000;
+    assert_eq!(f.run(issue("soon", minute)), Err(RefusalCode::ResetTooSoon));
+    let issue_at = |hash: &str, at: u64, ttl: u64| Command::IssuePasswordReset {
+        tenant: t,
+        user,
+        token_hash: hash.into(),
+        expires_at_ms: at + ttl,
+    };
+    f.run_at(NOW_MS + minute, issue_at("h2", NOW_MS + minute, 10))
+        .expect("issued");
     assert_eq!(
-        f.run_at(NOW_MS + 10, complete("h2")),
+        f.run_at(NOW_MS + minute + 10, complete("h2")),
         Err(RefusalCode::ResetTokenExpired)
     );
-    // At most three per user: the fourth drops the oldest.
+    // At most three open: the fourth drops the oldest.
     for (i, hash) in ["a", "b", "c", "d"].iter().enumerate() {
-        f.run_at(NOW_MS + 100 + i as u64, issue(hash, 60_000))
+        let at = NOW_MS + (i as u64 + 2) * minute;
+        f.run_at(at, issue_at(hash, at, 10 * minute))
             .expect("issued");
     }
+    let later = NOW_MS + 6 * minute;
     assert_eq!(
-        f.run_at(NOW_MS + 200, complete("a")),
+        f.run_at(later, complete("a")),
         Err(RefusalCode::ResetTokenInvalid)
     );
-    f.run_at(NOW_MS + 200, complete("d"))
-        .expect("the newest works");
+    f.run_at(later, complete("d")).expect("the newest works");
+    assert_eq!(
+        f.run_at(later, complete("c")),
+        Err(RefusalCode::ResetTokenInvalid),
+        "completing one ends the user's other links"
+    );
+    // A password set another way ends the open links too.
+    let again = later + minute;
+    f.run_at(again, issue_at("e", again, 10 * minute))
+        .expect("issued");
+    f.run_at(
+        again,
+        Command::SetUserPassword {
+            tenant: t,
+            user,
+            password: password("Admin-Set-Password-3!"),
+        },
+    )
+    .expect("set");
+    assert_eq!(
+        f.run_at(again, complete("e")),
+        Err(RefusalCode::ResetTokenInvalid)
+    );
     // Audited: issued by the front door, completed by the user.
     let log = f.ledger.audit_log(t).expect("log");
     let actions: Vec<String> = log.since(0).1.map(|(_, r)| r.action.clone()).collect();

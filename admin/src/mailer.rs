@@ -69,6 +69,29 @@ impl crate::state::AppState {
                 .filter_map(|(_, u)| u.spec.email.clone())
                 .collect()
         });
+        self.send_notices(recipients, subject, body);
+    }
+
+    /// The same for one user of one tenant.
+    pub fn notify_user(
+        &self,
+        tenant: carillon_actors::model::TenantId,
+        user: carillon_actors::model::UserId,
+        subject: &str,
+        body: String,
+    ) {
+        let recipients: Vec<String> = self.consensus.read_local(|l| {
+            l.tenant(tenant)
+                .and_then(|t| t.find_user(user))
+                .filter(|u| u.spec.email_notifications)
+                .and_then(|u| u.spec.email.clone())
+                .into_iter()
+                .collect()
+        });
+        self.send_notices(recipients, subject, body);
+    }
+
+    fn send_notices(&self, recipients: Vec<String>, subject: &str, body: String) {
         for to in recipients {
             let mail = OutgoingMail {
                 to,

@@ -255,7 +255,7 @@ impl Throttle {
     }
 
     /// Like [`Throttle::check`], and an attempt let through a delay takes
-    /// the slot: the delay of its pair and source starts again now, so that
+    /// the slot: the delay of its pair starts again now, so that
     /// many attempts sent at once when a delay ends are one password check,
     /// not one each.
     pub fn admit(&mut self, login: &str, source: IpAddr, now_ms: u64) -> Verdict {
@@ -264,17 +264,13 @@ impl Throttle {
             let window = self.rules.window_ms;
             let pair = (fold(login), source);
             let delayed = |c: Option<Count>, free: u32| c.is_some_and(|c| c.failures >= free);
+            // The pair only: touching the address would keep a shared
+            // address (a NAT) delayed for as long as anyone logs in from it.
             if delayed(
                 self.pairs.get(&pair, now_ms, window),
                 self.rules.pair_free_failures,
             ) {
                 self.pairs.touch(&pair, now_ms);
-            }
-            if delayed(
-                self.sources.get(&source, now_ms, window),
-                self.rules.source_free_failures,
-            ) {
-                self.sources.touch(&source, now_ms);
             }
         }
         verdict

@@ -1,11 +1,12 @@
 //! TLS for the node's listeners (HTTPS, SIP over TLS, SIP over secure
 //! WebSocket) with rustls. The certificate chain and key come from PEM files
 //! named by the configuration's `[tls]` section; every new connection
-//! checks whether either file changed (a hash of both, a few KiB read) and
-//! loads them again, so a renewed certificate is used by the next
-//! connection without a restart. A pair that does not load (a key written
-//! before its certificate, a typo) is logged and the previous pair stays in
-//! use; connections already open keep the pair they were made with.
+//! checks whether either file changed (a hash of both: a few KiB read, tens
+//! of microseconds) and loads them again, so a renewed certificate is used
+//! by the next connection without a restart. A pair that does not load (a
+//! key written before its certificate, a typo) is logged once and the
+//! previous pair stays in use until the files change again; connections
+//! already open keep the pair they were made with.
 //!
 //! Handshakes run in their own tasks, at most [`MAX_HANDSHAKES`] at once and
 //! each within [`HANDSHAKE_TIMEOUT`], so that a slow or silent client holds
@@ -59,6 +60,9 @@ struct Loaded {
     stamp: Stamp,
     acceptor: TlsAcceptor,
     fingerprint: String,
+    /// The files as they were when they last failed to load: not parsed
+    /// (nor logged) again until they change.
+    failed: Option<Stamp>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -131,6 +135,7 @@ impl ReloadingTls {
                 stamp,
                 acceptor,
                 fingerprint,
+                failed: None,
             }),
         }))
     }
@@ -145,7 +150,7 @@ impl ReloadingTls {
     pub fn acceptor(&self) -> TlsAcceptor {
         let now = stamp(&self.files);
         let mut loaded = self.loaded();
-        if now != loaded.stamp {
+        if now != loaded.stamp && loaded.failed != Some(now) {
             match load(&self.files, &self.alpn) {
                 Ok((acceptor, fingerprint)) => {
                     tracing::info!(cert = %self.files.cert.display(), %fingerprint, "TLS certificate reloaded");
@@ -153,11 +158,13 @@ impl ReloadingTls {
                         stamp: now,
                         acceptor,
                         fingerprint,
+                        failed: None,
                     };
                 }
                 Err(e) => {
-                    // Tried again at the next connection (the files may be
+                    // Tried again once the files change (they may be
                     // half-written); until then the previous pair serves.
+                    loaded.failed = Some(now);
                     tracing::warn!(error = %format!("{e:#}"), "TLS certificate not reloaded; the previous one stays in use");
                 }
             }
@@ -262,24 +269,34 @@ pub fn write_self_signed(files: &TlsFiles, names: &[String]) -> Result<String> {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
     }
-    std::fs::write(&files.key, made.key_pair.serialize_pem())
-        .with_context(|| format!("write {}", files.key.display()))?;
-    restrict(&files.key)?;
+    write_private(&files.key, made.key_pair.serialize_pem().as_bytes())?;
     std::fs::write(&files.cert, made.cert.pem())
         .with_context(|| format!("write {}", files.cert.display()))?;
     Ok(fingerprint(made.cert.der()))
 }
 
+/// Writes `bytes` to a file only its owner may read, from the first byte.
 #[cfg(unix)]
-fn restrict(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("restrict {}", path.display()))
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    // An existing file keeps its mode on open: make it private too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restrict {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(not(unix))]
-fn restrict(_: &Path) -> Result<()> {
-    Ok(())
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]

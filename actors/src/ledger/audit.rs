@@ -261,6 +261,7 @@ impl Ledger {
                 s(*session),
             ),
             C::LockLogin { login, .. } | C::UnlockLogin { login } => {
+                // Recorded in every log the login belongs to (`audit_after`).
                 let folded = super::fold_login(login);
                 let log = self.users_by_login(&folded).next().map(|(t, _)| t.id);
                 (log, Kind::Lockout, Some(folded))
@@ -416,16 +417,45 @@ impl Ledger {
             before,
             after,
         };
-        let target = match log.and_then(|t| self.tenants.get_mut(&t)) {
-            Some(state) => &mut state.audit,
-            None => &mut self.platform_audit,
+        // A login's lockout concerns every tenant with a user of that login
+        // (and the platform for an operator's): each sees it in its own log.
+        let mut logs: Vec<Option<TenantId>> = match (&record.object, kind) {
+            (
+                Some(AuditObject {
+                    id: Some(login), ..
+                }),
+                Kind::Lockout,
+            ) => {
+                let mut logs: Vec<Option<TenantId>> = self
+                    .users_by_login(login)
+                    .map(|(t, _)| Some(t.id))
+                    .collect();
+                if self
+                    .operators
+                    .values()
+                    .any(|o| super::fold_login(&o.login) == *login)
+                {
+                    logs.push(None);
+                }
+                logs
+            }
+            _ => vec![log],
         };
-        target.push(record);
-        self.changes.0.push(super::Change::Audited {
-            tenant: log
-                .filter(|t| self.tenants.contains_key(t))
-                .unwrap_or(PLATFORM),
-        });
+        if logs.is_empty() {
+            logs.push(log);
+        }
+        for log in logs {
+            let target = match log.and_then(|t| self.tenants.get_mut(&t)) {
+                Some(state) => &mut state.audit,
+                None => &mut self.platform_audit,
+            };
+            target.push(record.clone());
+            self.changes.0.push(super::Change::Audited {
+                tenant: log
+                    .filter(|t| self.tenants.contains_key(t))
+                    .unwrap_or(PLATFORM),
+            });
+        }
     }
 
     /// The platform's audit log (operators, the cluster).

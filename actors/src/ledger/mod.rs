@@ -145,9 +145,20 @@ impl Ledger {
     pub fn execute(&mut self, command: Command, now_ms: u64) -> Response {
         let changes = change::changes_of(&command);
         let audit = self.audit_before(&command, now_ms);
+        let password_set = match &command {
+            Command::By { inner, .. } => inner.as_ref(),
+            other => other,
+        };
+        let password_set = match password_set {
+            Command::SetUserPassword { tenant, user, .. } => Some((*tenant, *user)),
+            _ => None,
+        };
         let outcome = self.dispatch(command, now_ms);
         if let Ok(done) = &outcome {
             self.changes.0.extend(changes);
+            if let Some((tenant, user)) = password_set {
+                self.password_changed(tenant, user);
+            }
             if let Some(pending) = audit {
                 self.audit_after(pending, done, now_ms);
             }

@@ -3,8 +3,9 @@
 //! is used once. Completing it sets the new password (which ends every
 //! session token issued before, through the password tag), ends the user's
 //! sessions and revokes the user's API tokens. Bounded: expired resets are
-//! dropped whenever one is issued, and a user holds at most
-//! [`MAX_PER_USER`] (the oldest goes first).
+//! dropped whenever one is issued, a user holds at most [`MAX_PER_USER`]
+//! (the oldest goes first) and gets at most one per [`MIN_INTERVAL_MS`];
+//! completing one, or setting the password another way, ends the others.
 
 use super::{Command, Ledger, TokenOwner};
 use crate::model::credentials::PasswordHash;
@@ -14,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 /// Open resets per user; issuing one more drops the oldest.
 pub const MAX_PER_USER: usize = 3;
+
+/// A user gets at most one reset e-mail this often (however many ask).
+pub const MIN_INTERVAL_MS: u64 = 60_000;
 
 /// An issued reset, by the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +52,14 @@ impl Ledger {
             .is_some_and(|u| u.spec.can_log_in());
         ensure(can, RefusalCode::NotFound, || {
             "no user who may log in".into()
+        })?;
+        let recent = self.password_resets.values().any(|r| {
+            r.tenant == tenant
+                && r.user == user
+                && now_ms.saturating_sub(r.issued_at_ms) < MIN_INTERVAL_MS
+        });
+        ensure(!recent, RefusalCode::ResetTooSoon, || {
+            "a reset was issued for this user less than a minute ago".into()
         })?;
         self.password_resets.retain(|_, r| r.expires_at_ms > now_ms);
         let mut mine: Vec<(u64, String)> = self
@@ -113,15 +125,26 @@ impl Ledger {
             },
             now_ms,
         )?;
+        // This link is kept (to say it was used); every other open link of
+        // the user ends with it.
+        self.password_resets
+            .retain(|hash, r| *hash == token_hash || r.tenant != tenant || r.user != user);
         if let Some(reset) = self.password_resets.get_mut(&token_hash) {
             reset.used_at_ms = Some(now_ms);
         }
+        self.changes.0.push(super::Change::Users(tenant));
         let owner = TokenOwner::User { tenant, user };
         self.login_sessions.retain(|_, s| s.owner != owner);
         for token in self.api_tokens.values_mut().filter(|t| t.owner == owner) {
             token.revoked = true;
         }
         Ok(())
+    }
+
+    /// A password set another way ends the user's open reset links.
+    pub(super) fn password_changed(&mut self, tenant: TenantId, user: UserId) {
+        self.password_resets
+            .retain(|_, r| r.tenant != tenant || r.user != user);
     }
 
     /// The user a reset names (for the audit trail).

@@ -126,6 +126,7 @@ refusal_codes! {
     ResetTokenInvalid => ("U5", Invalid),
     ResetTokenExpired => ("U5", Invalid),
     ResetTokenUsed => ("U5", Conflict),
+    ResetTooSoon => ("U5", Conflict),
     FeatureCodeInvalid => ("A3", Invalid),
     FeatureCodeAmbiguous => ("A3", Invalid),
 }

@@ -62,7 +62,7 @@ impl AppState {
             .bearer_throttle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .check("", source, now_ms);
+            .admit("", source, now_ms);
         match verdict {
             Verdict::Allowed => Ok(()),
             Verdict::Wait { retry_after_ms } => {

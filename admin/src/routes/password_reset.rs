@@ -232,8 +232,9 @@ pub async fn confirm(
             .map(|u| u.spec.login.clone())
     });
     if let Some(login) = login {
-        app.notify_login_owners(
-            &login,
+        app.notify_user(
+            tenant,
+            user,
             "Your Carillon password was changed",
             format!(
                 "The password of your Carillon account {login} was just set with a password \

@@ -174,8 +174,20 @@ async fn deliver(
     wake: Arc<Notify>,
     metrics: MailMetrics,
 ) {
+    // Messages the relay took whose removal failed, and messages whose
+    // failure could not be noted: held here, so that a disk that refuses
+    // writes does not turn into the same mail sent again and again.
+    let mut sent: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut held: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
     loop {
         let now = clock.now_ms();
+        for id in sent.clone() {
+            let store = outbox.clone();
+            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || store.delivered(id)).await {
+                sent.remove(&id);
+            }
+        }
+        held.retain(|_, until| *until > now);
         let store = outbox.clone();
         let due = tokio::task::spawn_blocking(move || store.due(now, BATCH)).await;
         let due = match due {
@@ -191,6 +203,9 @@ async fn deliver(
         };
         for mail in due {
             let id = mail.id;
+            if sent.contains(&id) || held.contains_key(&id) {
+                continue;
+            }
             let message = Message::builder()
                 .from(relay.from.clone())
                 .to(match mail.to.parse::<Mailbox>() {
@@ -231,21 +246,18 @@ async fn deliver(
                             );
                         }
                         other => {
-                            tracing::error!(mail = id, result = ?other.map(|r| r.map_err(|e| e.to_string())), "mail delivered but not removed from the outbox: it will be sent again")
+                            metrics.sent.inc();
+                            sent.insert(id);
+                            tracing::error!(mail = id, result = ?other.map(|r| r.map_err(|e| e.to_string())), "mail delivered but not removed from the outbox: held, the removal is retried (it is sent again only if the node restarts first)")
                         }
                     }
                 }
                 Err(e) => {
                     let permanent = e.is_permanent();
-                    note_failure(
-                        &outbox,
-                        &metrics,
-                        id,
-                        clock.now_ms(),
-                        &e.to_string(),
-                        permanent,
-                    )
-                    .await;
+                    let now = clock.now_ms();
+                    if !note_failure(&outbox, &metrics, id, now, &e.to_string(), permanent).await {
+                        held.insert(id, now + outbox::FIRST_RETRY_MS);
+                    }
                 }
             }
         }
@@ -277,7 +289,7 @@ async fn note_failure(
     now: u64,
     error: &str,
     permanent: bool,
-) {
+) -> bool {
     metrics
         .failures
         .with_label_values(&[if permanent { "permanent" } else { "temporary" }])
@@ -287,18 +299,25 @@ async fn note_failure(
     let given_up =
         tokio::task::spawn_blocking(move || store.failed(id, now, &text, permanent)).await;
     match given_up {
-        Ok(Ok(true)) => tracing::error!(
-            mail = id,
-            error,
-            "mail given up (moved to the dead letters)"
-        ),
-        Ok(Ok(false)) => tracing::warn!(
-            mail = id,
-            error,
-            "mail not delivered; it will be tried again"
-        ),
+        Ok(Ok(true)) => {
+            tracing::error!(
+                mail = id,
+                error,
+                "mail given up (moved to the dead letters)"
+            );
+            true
+        }
+        Ok(Ok(false)) => {
+            tracing::warn!(
+                mail = id,
+                error,
+                "mail not delivered; it will be tried again"
+            );
+            true
+        }
         other => {
-            tracing::error!(mail = id, result = ?other.map(|r| r.map_err(|e| e.to_string())), "the mail outbox could not note a failure")
+            tracing::error!(mail = id, result = ?other.map(|r| r.map_err(|e| e.to_string())), "the mail outbox could not note a failure; the message waits in memory");
+            false
         }
     }
 }

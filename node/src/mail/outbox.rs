@@ -2,7 +2,8 @@
 //! is on disk before `enqueue` returns, leaves only when the relay took it,
 //! and after a temporary failure waits for its next attempt (5 s, doubling
 //! to 15 min); after 48 hours of failures, or a permanent refusal, it moves
-//! to the dead letters, kept for an operator to see in the log and metrics.
+//! to the dead letters (recipient, subject and last error, not the body),
+//! kept for an operator to see in the log and metrics.
 //! A restart resumes with every message still there.
 //!
 //! Delivery is at least once: a node that stops between the relay's "250"
@@ -23,6 +24,10 @@ const NEXT_ID: &str = "next_id";
 
 /// The file name in the node's data directory.
 pub const OUTBOX_FILE: &str = "outbox.redb";
+
+/// Messages waiting at most; more are refused (a relay down for long, or a
+/// flood of requests, does not grow the disk without end).
+pub const MAX_PENDING: u64 = 10_000;
 
 /// The first retry waits this long; each next one twice as long.
 pub const FIRST_RETRY_MS: u64 = 5_000;
@@ -115,6 +120,12 @@ impl Outbox {
     pub fn enqueue(&self, mail: OutgoingMail, now_ms: u64) -> Result<u64, OutboxError> {
         let txn = self.db.begin_write().map_err(err)?;
         let id = {
+            let pending = txn.open_table(MAIL).map_err(err)?.len().map_err(err)?;
+            if pending >= MAX_PENDING {
+                return Err(OutboxError(format!(
+                    "the outbox holds {pending} messages, its limit: the relay is not taking mail"
+                )));
+            }
             let mut meta = txn.open_table(META).map_err(err)?;
             let id = meta.get(NEXT_ID).map_err(err)?.map_or(1, |v| v.value());
             meta.insert(NEXT_ID, id + 1).map_err(err)?;
@@ -142,8 +153,15 @@ impl Outbox {
         let table = txn.open_table(MAIL).map_err(err)?;
         let mut due = Vec::new();
         for item in table.iter().map_err(err)? {
-            let (_, value) = item.map_err(err)?;
-            let mail = decode(value.value())?;
+            let (key, value) = item.map_err(err)?;
+            // One record that does not decode must not stop every other.
+            let mail = match decode(value.value()) {
+                Ok(mail) => mail,
+                Err(e) => {
+                    tracing::error!(mail = key.value(), error = %e, "an outbox record does not decode; skipped");
+                    continue;
+                }
+            };
             if mail.next_attempt_ms <= now_ms {
                 due.push(mail);
             }
@@ -160,8 +178,10 @@ impl Outbox {
         let mut next: Option<u64> = None;
         for item in table.iter().map_err(err)? {
             let (_, value) = item.map_err(err)?;
-            let at = decode(value.value())?.next_attempt_ms;
-            next = Some(next.map_or(at, |n| n.min(at)));
+            if let Ok(mail) = decode(value.value()) {
+                let at = mail.next_attempt_ms;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
         }
         Ok(next)
     }
@@ -206,6 +226,9 @@ impl Outbox {
                 }
                 None => {
                     table.remove(id).map_err(err)?;
+                    // Kept for an operator, without the body (a reset link
+                    // must not stay on disk).
+                    mail.body = String::new();
                     let mut dead = txn.open_table(DEAD).map_err(err)?;
                     dead.insert(id, encode(&mail)?.as_slice()).map_err(err)?;
                     true
