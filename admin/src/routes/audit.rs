@@ -7,12 +7,12 @@
 use crate::access::{Area, Caller, Mode};
 use crate::extract::{Body, Id, Params};
 use crate::problem::Problem;
-use crate::routes::history::blocking;
+use crate::routes::history::{blocking, page_window};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use carillon_actors::history::{AuditQuery, Cursor, HistoryStore, DEFAULT_LIMIT, MAX_LIMIT};
+use carillon_actors::history::{AuditQuery, HistoryStore};
 use carillon_actors::ledger::{AuditRecord, Command, PLATFORM};
 use carillon_actors::model::agent_status::Author;
 use carillon_actors::model::{DeviceId, OperatorId, TenantId, UserId};
@@ -86,20 +86,13 @@ impl AuditParams {
     /// The store's query, or the rule a parameter breaks; and whether only
     /// the system's own records are asked for.
     fn query(self) -> Result<(AuditQuery, bool), Problem> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT as u64);
-        if limit == 0 || limit > MAX_LIMIT as u64 {
-            return Err(bad(
-                "LIMIT_OUT_OF_RANGE",
-                format!("limit is 1 to {MAX_LIMIT}, not {limit}"),
-            ));
-        }
-        let (from_ms, to_ms) = (self.from_ms.unwrap_or(0), self.to_ms.unwrap_or(u64::MAX));
-        if from_ms > to_ms {
-            return Err(bad(
-                "TIME_RANGE_INVALID",
-                format!("from_ms ({from_ms}) is after to_ms ({to_ms})"),
-            ));
-        }
+        let (from_ms, to_ms, limit, cursor) = page_window(
+            self.from_ms,
+            self.to_ms,
+            self.limit,
+            self.cursor.as_deref(),
+            bad,
+        )?;
         let system = self.actor.as_deref() == Some("system");
         let actor = match self.actor.as_deref() {
             None | Some("system") => None,
@@ -116,15 +109,6 @@ impl AuditParams {
                 "object_id needs object_kind".into(),
             ));
         }
-        let cursor = match self.cursor.as_deref() {
-            None => None,
-            Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
-                bad(
-                    "CURSOR_INVALID",
-                    "cursor is not the `next` of a page this API served".into(),
-                )
-            })?),
-        };
         Ok((
             AuditQuery {
                 from_ms,
@@ -133,7 +117,7 @@ impl AuditParams {
                 actor,
                 object_kind: self.object_kind,
                 object_id: self.object_id,
-                limit: usize::try_from(limit).unwrap_or(MAX_LIMIT),
+                limit,
                 cursor,
             },
             system,

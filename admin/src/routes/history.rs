@@ -63,21 +63,13 @@ fn bad(code: &str, detail: String) -> Problem {
 impl ActivityParams {
     /// The store's query (visibility aside), or the rule a parameter breaks.
     fn query(self) -> Result<ActivityQuery, Problem> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT as u64);
-        if limit == 0 || limit > MAX_LIMIT as u64 {
-            return Err(bad(
-                "LIMIT_OUT_OF_RANGE",
-                format!("limit is 1 to {MAX_LIMIT}, not {limit}"),
-            ));
-        }
-        let from_ms = self.from_ms.unwrap_or(0);
-        let to_ms = self.to_ms.unwrap_or(u64::MAX);
-        if from_ms > to_ms {
-            return Err(bad(
-                "TIME_RANGE_INVALID",
-                format!("from_ms ({from_ms}) is after to_ms ({to_ms})"),
-            ));
-        }
+        let (from_ms, to_ms, limit, cursor) = page_window(
+            self.from_ms,
+            self.to_ms,
+            self.limit,
+            self.cursor.as_deref(),
+            bad,
+        )?;
         let direction = match self.direction.as_deref() {
             None => None,
             Some(name) => Some(parse_direction(name).ok_or_else(|| {
@@ -97,15 +89,6 @@ impl ActivityParams {
                 )
             })?),
         };
-        let cursor = match self.cursor.as_deref() {
-            None => None,
-            Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
-                bad(
-                    "CURSOR_INVALID",
-                    "cursor is not the `next` of a page this API served".into(),
-                )
-            })?),
-        };
         Ok(ActivityQuery {
             from_ms,
             to_ms,
@@ -114,10 +97,46 @@ impl ActivityParams {
             direction,
             outcome,
             visibility: Visibility::all(),
-            limit: usize::try_from(limit).unwrap_or(MAX_LIMIT),
+            limit,
             cursor,
         })
     }
+}
+
+/// The time range, page size and cursor of a history or audit read, or
+/// the rule a parameter breaks (as `bad` words it).
+pub(crate) fn page_window(
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+    limit: Option<u64>,
+    cursor: Option<&str>,
+    bad: impl Fn(&str, String) -> Problem,
+) -> Result<(u64, u64, usize, Option<Cursor>), Problem> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT as u64);
+    if limit == 0 || limit > MAX_LIMIT as u64 {
+        return Err(bad(
+            "LIMIT_OUT_OF_RANGE",
+            format!("limit is 1 to {MAX_LIMIT}, not {limit}"),
+        ));
+    }
+    let (from_ms, to_ms) = (from_ms.unwrap_or(0), to_ms.unwrap_or(u64::MAX));
+    if from_ms > to_ms {
+        return Err(bad(
+            "TIME_RANGE_INVALID",
+            format!("from_ms ({from_ms}) is after to_ms ({to_ms})"),
+        ));
+    }
+    let cursor = match cursor {
+        None => None,
+        Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
+            bad(
+                "CURSOR_INVALID",
+                "cursor is not the `next` of a page this API served".into(),
+            )
+        })?),
+    };
+    let limit = usize::try_from(limit).unwrap_or(MAX_LIMIT);
+    Ok((from_ms, to_ms, limit, cursor))
 }
 
 impl From<HistoryError> for Problem {

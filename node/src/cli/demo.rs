@@ -4,7 +4,7 @@
 //! admin API like any client would. Credentials go to DIR/demo.json.
 
 use super::ctl::Api;
-use crate::config::{NodeConfig, Peer, RaftSection, Role, SipSection};
+use crate::config::{NodeConfig, Peer, RaftSection, Role};
 use crate::running::{shutdown_signal, OperatorCredentials, RunningNode};
 use anyhow::{bail, Context, Result};
 use rand::Rng as _;
@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
+
+mod sections;
+
+use sections::{demo_certificate, mail_section, media_section, sip_section};
 
 /// Arguments of `carillon demo`.
 #[derive(Debug)]
@@ -240,101 +244,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     shutdown_signal().await?;
     node.stop().await;
     Ok(())
-}
-
-/// The demo's in-process relay: on the SIP address's IP, over `ports`.
-fn media_section(sip_addr: &str, ports: &str) -> Result<crate::config::MediaSection> {
-    let ip = sip_addr
-        .rsplit_once(':')
-        .map(|(ip, _)| ip.trim_start_matches('[').trim_end_matches(']'))
-        .context("--sip-addr is HOST:PORT")?;
-    let (first, last) = ports
-        .split_once('-')
-        .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
-        .filter(|(a, b)| a < b)
-        .with_context(|| format!("--rtp-ports {ports:?} is not FIRST-LAST"))?;
-    Ok(crate::config::MediaSection {
-        bind_ip: ip.to_string(),
-        advertised_ip: None,
-        first_port: first,
-        last_port: last,
-        control_addr: None,
-        recordings_dir: None,
-        wake_coalesce_us: None,
-    })
-}
-
-/// The demo's certificate, `DIR/tls/cert.pem` and `key.pem`: self-signed
-/// for `localhost` and the demo's addresses, made at the first start and
-/// kept (replace the files to use another; the node reloads them).
-fn demo_certificate(args: &DemoArgs) -> Result<Option<crate::config::TlsSection>> {
-    if [&args.https_addr, &args.sip_tls_addr, &args.wss_addr]
-        .iter()
-        .all(|a| listen(a).is_none())
-    {
-        return Ok(None);
-    }
-    let section = crate::config::TlsSection {
-        cert_file: args.dir.join("tls").join("cert.pem"),
-        key_file: args.dir.join("tls").join("key.pem"),
-        https_addr: listen(&args.https_addr),
-    };
-    if !section.cert_file.exists() || !section.key_file.exists() {
-        let mut names = vec!["localhost".to_string()];
-        for addr in [&args.admin_addr, &args.sip_addr, &args.https_addr] {
-            if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
-                let ip = a.ip().to_string();
-                if !names.contains(&ip) {
-                    names.push(ip);
-                }
-            }
-        }
-        crate::tls::write_self_signed(&section.files(), &names)?;
-    }
-    Ok(Some(section))
-}
-
-/// A listen address of the command line; `off` (or nothing) turns it off.
-fn listen(addr: &str) -> Option<String> {
-    (!addr.is_empty() && addr != "off").then(|| addr.to_string())
-}
-
-/// The `[mail]` section of the demo, from `key=value` settings checked
-/// like a configuration file's (none: the demo sends no e-mail).
-fn mail_section(options: &[String]) -> Result<Option<crate::config::MailSection>> {
-    if options.is_empty() {
-        return Ok(None);
-    }
-    let mut text = String::new();
-    for option in options {
-        let (key, value) = option
-            .split_once('=')
-            .with_context(|| format!("--mail-option {option:?} is not KEY=VALUE"))?;
-        text.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
-    }
-    toml::from_str(&text)
-        .map(Some)
-        .with_context(|| format!("--mail-option: {}", options.join(" ")))
-}
-
-/// The `[sip]` section of the demo: WebSocket, TLS and secure WebSocket
-/// on the demo's addresses, plus `key=value` settings checked like a
-/// configuration file's.
-fn sip_section(args: &DemoArgs, options: &[String]) -> Result<SipSection> {
-    let mut text = format!("ws_addr = {:?}\n", args.ws_addr);
-    if let Some(addr) = listen(&args.sip_tls_addr) {
-        text.push_str(&format!("tls_addr = {addr:?}\n"));
-    }
-    if let Some(addr) = listen(&args.wss_addr) {
-        text.push_str(&format!("wss_addr = {addr:?}\n"));
-    }
-    for option in options {
-        let (key, value) = option
-            .split_once('=')
-            .with_context(|| format!("--sip-option {option:?} is not KEY=VALUE"))?;
-        text.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
-    }
-    toml::from_str(&text).with_context(|| format!("--sip-option: {}", options.join(" ")))
 }
 
 async fn wait_for_login(api: &Api, login: &str, password: &str) -> Result<Api> {
